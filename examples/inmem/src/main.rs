@@ -1,0 +1,282 @@
+//! The smallest complete database plugin: its "database" is a map of users in memory.
+//!
+//! Every RPC is implemented for real against that map, so the plugin behaves like a
+//! database plugin end to end (users are created, changed and removed, statements are
+//! "executed"), and it is the default plugin of the demo and the conformance tests.
+//!
+//! Configuration keys:
+//! - `connection_url` (optional): with `verify_connection`, must start with `inmem://`.
+//! - `snapshot_path` (optional): after every change, the user table is written there as
+//!   JSON (passwords as SHA-256 digests), so tests can see the effect of each call.
+//!
+//! Statements: each command has `{{name}}`/`{{username}}`, `{{expiration}}` and
+//! `{{password}}` (recorded as `[password]`) filled in and is recorded with the user; a
+//! command starting with `ERROR` fails, as a failing SQL statement would.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use dbplugin::time::OffsetDateTime;
+use dbplugin::tracing::warn;
+use dbplugin::{
+    CredentialType, Database, DeleteUserRequest, Error, InitializeRequest, InitializeResponse,
+    NewCredential, NewUserRequest, NewUserResponse, Result, UpdateUserRequest,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// One user of the in-memory database.
+#[derive(Debug, Clone, Serialize)]
+struct User {
+    credential_type: &'static str,
+    password_sha256: String,
+    public_key: String,
+    subject: String,
+    expiration: String,
+    statements: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    initialized: bool,
+    snapshot_path: Option<String>,
+    users: BTreeMap<String, User>,
+}
+
+/// The plugin: one per configured connection.
+#[derive(Debug, Default)]
+struct InMemory {
+    state: Mutex<State>,
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&dbplugin::time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The statement expiration layout of the Go SDK: `2006-01-02 15:04:05-0700`.
+fn statement_expiration(t: OffsetDateTime) -> String {
+    let t = t.to_offset(dbplugin::time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}+0000",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// "Executes" statements: fills placeholders, fails on `ERROR`, returns what ran.
+fn execute(
+    commands: &[String],
+    username: &str,
+    expiration: Option<OffsetDateTime>,
+) -> Result<Vec<String>> {
+    let mut ran = Vec::with_capacity(commands.len());
+    for command in commands {
+        let mut text = command
+            .replace("{{name}}", username)
+            .replace("{{username}}", username)
+            .replace("{{password}}", "[password]");
+        if let Some(t) = expiration {
+            text = text.replace("{{expiration}}", &statement_expiration(t));
+        }
+        if text.trim_start().starts_with("ERROR") {
+            return Err(Error::new(format!("statement failed: {text}")));
+        }
+        ran.push(text);
+    }
+    Ok(ran)
+}
+
+impl InMemory {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn initialized(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+        let state = self.state();
+        if !state.initialized {
+            return Err(Error::with_kind(
+                dbplugin::ErrorKind::FailedPrecondition,
+                "plugin not initialized: call Initialize first",
+            ));
+        }
+        Ok(state)
+    }
+}
+
+impl State {
+    fn save(&self) -> Result<()> {
+        let Some(path) = &self.snapshot_path else {
+            return Ok(());
+        };
+        let body = serde_json::json!({ "users": self.users });
+        let tmp = format!("{path}.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&body)?)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::new(format!("cannot write snapshot to {path}: {e}")))
+    }
+}
+
+impl Database for InMemory {
+    async fn type_name(&self) -> Result<String> {
+        Ok("inmem".into())
+    }
+
+    async fn initialize(&self, req: InitializeRequest) -> Result<InitializeResponse> {
+        let text = |key: &str| -> Result<Option<String>> {
+            match req.config.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(Error::invalid_argument(format!(
+                    "`{key}`: expected a string, got {}",
+                    json_kind(other)
+                ))),
+            }
+        };
+        let url = text("connection_url")?;
+        let snapshot_path = text("snapshot_path")?;
+        if req.verify_connection
+            && let Some(url) = &url
+            && !url.starts_with("inmem://")
+        {
+            return Err(Error::with_kind(
+                dbplugin::ErrorKind::Unavailable,
+                "unable to connect: `connection_url` must start with inmem://",
+            ));
+        }
+        let mut state = self.state();
+        *state = State {
+            initialized: true,
+            snapshot_path,
+            users: BTreeMap::new(),
+        };
+        state.save()?;
+        Ok(
+            InitializeResponse::new(req.config).with_supported_credential_types(&[
+                CredentialType::Password,
+                CredentialType::RsaPrivateKey,
+                CredentialType::ClientCertificate,
+            ]),
+        )
+    }
+
+    async fn new_user(&self, req: NewUserRequest) -> Result<NewUserResponse> {
+        let username = format!(
+            "v-{}-{}-{}",
+            truncate(&req.username_config.display_name, 8),
+            truncate(&req.username_config.role_name, 8),
+            random_suffix()
+        );
+        let mut state = self.initialized()?;
+        let statements = execute(&req.statements.commands, &username, Some(req.expiration))?;
+        let mut user = User {
+            credential_type: req.credential.credential_type().as_str(),
+            password_sha256: String::new(),
+            public_key: String::new(),
+            subject: String::new(),
+            expiration: rfc3339(req.expiration),
+            statements,
+        };
+        match &req.credential {
+            NewCredential::Password(p) => user.password_sha256 = sha256_hex(p.expose().as_bytes()),
+            NewCredential::RsaPublicKey(pem) => {
+                user.public_key = String::from_utf8_lossy(pem).into_owned();
+            }
+            NewCredential::ClientCertificate { subject } => user.subject = subject.clone(),
+            _ => return Err(Error::unimplemented("unsupported credential type")),
+        }
+        state.users.insert(username.clone(), user);
+        state.save()?;
+        Ok(NewUserResponse::new(username))
+    }
+
+    async fn update_user(&self, req: UpdateUserRequest) -> Result<()> {
+        let mut state = self.initialized()?;
+        let Some(mut user) = state.users.get(&req.username).cloned() else {
+            return Err(Error::new(format!(
+                "user {:?} does not exist",
+                req.username
+            )));
+        };
+        if let Some(change) = &req.password {
+            user.statements
+                .extend(execute(&change.statements.commands, &req.username, None)?);
+            user.password_sha256 = sha256_hex(change.new_password.expose().as_bytes());
+        }
+        if let Some(change) = &req.public_key {
+            user.statements
+                .extend(execute(&change.statements.commands, &req.username, None)?);
+            user.public_key = String::from_utf8_lossy(&change.new_public_key).into_owned();
+        }
+        if let Some(change) = &req.expiration {
+            user.statements.extend(execute(
+                &change.statements.commands,
+                &req.username,
+                Some(change.new_expiration),
+            )?);
+            user.expiration = rfc3339(change.new_expiration);
+        }
+        state.users.insert(req.username, user);
+        state.save()
+    }
+
+    async fn delete_user(&self, req: DeleteUserRequest) -> Result<()> {
+        let mut state = self.initialized()?;
+        execute(&req.statements.commands, &req.username, None)?;
+        if state.users.remove(&req.username).is_none() {
+            warn!(username = %req.username, "user does not exist; nothing to delete");
+            return Ok(());
+        }
+        state.save()
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.state().initialized = false;
+        Ok(())
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    dbplugin::Server::new(InMemory::default)
+        .version(env!("CARGO_PKG_VERSION"))
+        .serve()
+}

@@ -1,0 +1,293 @@
+//! Serving a plugin: the go-plugin process protocol around the database service.
+
+mod env;
+mod io;
+mod listener;
+mod services;
+mod tls;
+pub(crate) mod v5;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use base64::Engine as _;
+use dbplugin_proto::dbplugin::v5::database_server::DatabaseServer;
+use dbplugin_proto::logical::plugin_version_server::PluginVersionServer;
+use dbplugin_proto::plugin::{
+    grpc_broker_server::GrpcBrokerServer, grpc_controller_server::GrpcControllerServer,
+    grpc_stdio_server::GrpcStdioServer,
+};
+use dbplugin_proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMultiplexingServer;
+
+use crate::DatabaseFactory;
+use env::LaunchEnv;
+use services::Shutdown;
+
+#[cfg(feature = "testkit")]
+pub(crate) use env::{COOKIE_KEY, COOKIE_VALUE};
+
+/// How long `Shutdown` waits for connections to finish before the process stops anyway
+/// (the host kills it after 2 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves a database plugin: the configuration of one plugin process.
+///
+/// ```no_run
+/// # use dbplugin::{Database, Result, InitializeRequest, InitializeResponse, NewUserRequest,
+/// #     NewUserResponse, UpdateUserRequest, DeleteUserRequest};
+/// # #[derive(Default)] struct MyDb;
+/// # impl Database for MyDb {
+/// #     async fn type_name(&self) -> Result<String> { Ok("mydb".into()) }
+/// #     async fn initialize(&self, r: InitializeRequest) -> Result<InitializeResponse> { Ok(InitializeResponse::new(r.config)) }
+/// #     async fn new_user(&self, _: NewUserRequest) -> Result<NewUserResponse> { Ok(NewUserResponse::new("u")) }
+/// #     async fn update_user(&self, _: UpdateUserRequest) -> Result<()> { Ok(()) }
+/// #     async fn delete_user(&self, _: DeleteUserRequest) -> Result<()> { Ok(()) }
+/// # }
+/// fn main() -> std::process::ExitCode {
+///     dbplugin::Server::new(MyDb::default)
+///         .version(env!("CARGO_PKG_VERSION"))
+///         .serve()
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Server<F> {
+    factory: F,
+    version: String,
+    multiplexing: bool,
+}
+
+/// Serves `factory` with the default settings; see [`Server`].
+pub fn serve<F: DatabaseFactory>(factory: F) -> ExitCode {
+    Server::new(factory).serve()
+}
+
+/// Why [`Server::run`] stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The launch environment is not one a host produces.
+    #[error("invalid plugin environment: {0}")]
+    Environment(String),
+    /// The listener could not be bound.
+    #[error("cannot listen: {0}")]
+    Listen(#[source] std::io::Error),
+    /// TLS could not be set up.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    /// The handshake line could not be written.
+    #[error("cannot write the handshake line: {0}")]
+    Handshake(#[source] std::io::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[source] tonic::transport::Error),
+}
+
+/// `1.2.3` → `v1.2.3`: the host canonicalises registered versions with a `v`.
+fn canonical_version(v: &str) -> String {
+    let v = v.trim();
+    if v.is_empty() || v.starts_with('v') {
+        v.to_owned()
+    } else {
+        format!("v{v}")
+    }
+}
+
+impl<F: DatabaseFactory> Server<F> {
+    /// A server making one instance per multiplex id with `factory`.
+    pub fn new(factory: F) -> Self {
+        Server {
+            factory,
+            version: String::new(),
+            multiplexing: true,
+        }
+    }
+
+    /// The version reported to the host's version probe, as `v<semver>` (a missing `v` is
+    /// added). Empty (the default) reports no version.
+    #[must_use]
+    pub fn version(mut self, version: impl AsRef<str>) -> Self {
+        self.version = canonical_version(version.as_ref());
+        self
+    }
+
+    /// Whether one process serves many connections (default `true`). Off, the plugin offers
+    /// only protocol 5, does not register the multiplexing service, and one instance serves
+    /// every call, as the Go SDK's `Serve` does.
+    #[must_use]
+    pub fn multiplexing(mut self, enabled: bool) -> Self {
+        self.multiplexing = enabled;
+        self
+    }
+
+    /// Runs the plugin process to completion and returns its exit status: checks the magic
+    /// cookie, installs the hclog logger, builds a Tokio runtime and calls [`Server::run`].
+    pub fn serve(self) -> ExitCode {
+        if !LaunchEnv::cookie_ok(&|k| std::env::var_os(k)) {
+            use std::io::Write as _;
+            let _ = std::io::stderr().write_all(env::NOT_A_PLUGIN_MESSAGE.as_bytes());
+            return ExitCode::from(1);
+        }
+        crate::logging::install();
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the async runtime");
+                return ExitCode::from(1);
+            }
+        };
+        let result = runtime.block_on(self.run());
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::from(1)
+            }
+        }
+    }
+
+    /// Serves on the current Tokio runtime until the host asks for `Shutdown`. Does not
+    /// check the cookie or install a logger (see [`Server::serve`]).
+    pub async fn run(self) -> Result<(), ServeError> {
+        let launch = LaunchEnv::read(&|k| std::env::var_os(k)).map_err(ServeError::Environment)?;
+        for piece in &launch.invalid_versions {
+            tracing::error!("server sent invalid plugin version {piece:?}");
+        }
+        let ours: &[u32] = if self.multiplexing { &[5, 6] } else { &[5] };
+        let app_version = launch.negotiate(ours);
+
+        let listener = listener::bind(&launch).await.map_err(ServeError::Listen)?;
+        let (tls, cert_field) = match &launch.client_cert_pem {
+            Some(pem) => {
+                let client_cert = tls::parse_client_cert(pem).map_err(ServeError::Tls)?;
+                let identity = tls::generate_identity().map_err(ServeError::Tls)?;
+                let config = tls::server_config(&identity, client_cert).map_err(ServeError::Tls)?;
+                let field = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&identity.cert);
+                (Some(tokio_rustls::TlsAcceptor::from(config)), field)
+            }
+            None => (None, String::new()),
+        };
+
+        let shutdown = Shutdown::new();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+            .await;
+        let mut routes = tonic::service::Routes::builder();
+        routes
+            .add_service(health_service)
+            .add_service(GrpcControllerServer::new(services::Controller {
+                shutdown: shutdown.clone(),
+            }))
+            .add_service(GrpcStdioServer::new(services::Stdio {
+                shutdown: shutdown.clone(),
+            }))
+            .add_service(GrpcBrokerServer::new(services::Broker {
+                shutdown: shutdown.clone(),
+            }))
+            .add_service(PluginVersionServer::new(services::Version {
+                version: self.version.clone(),
+            }))
+            .add_service(DatabaseServer::new(v5::DatabaseService::new(
+                self.factory,
+                self.multiplexing,
+            )));
+        if self.multiplexing {
+            routes.add_service(PluginMultiplexingServer::new(services::Multiplexing));
+        }
+
+        let (network, address) = listener.describe();
+        let socket_path = listener.socket_path().map(|p| p.to_path_buf());
+        let incoming = io::incoming(listener, tls, HANDSHAKE_TIMEOUT, shutdown.wait());
+
+        write_handshake(&format!(
+            "1|{app_version}|{network}|{address}|grpc|{cert_field}\n"
+        ))
+        .map_err(ServeError::Handshake)?;
+        tracing::debug!(
+            protocol = app_version,
+            network,
+            address = %address,
+            tls = !cert_field.is_empty(),
+            metadata_mode = launch.metadata_mode,
+            "plugin listening"
+        );
+        ignore_sigint();
+        stop_on_sigterm(shutdown.clone());
+
+        let stopped = shutdown.wait();
+        let server = tonic::transport::Server::builder()
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(incoming.stream, stopped);
+        let grace = {
+            let stopped = shutdown.wait();
+            async move {
+                stopped.await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            }
+        };
+        let result = tokio::select! {
+            r = server => r.map_err(ServeError::Transport),
+            () = grace => Ok(()),
+        };
+        drop(incoming.guard);
+        if let Some(path) = socket_path {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+}
+
+fn write_handshake(line: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.flush()
+}
+
+/// go-plugin ignores SIGINT so that a Ctrl-C at the host's terminal does not kill plugins
+/// before the host shuts them down.
+fn ignore_sigint() {
+    if let Ok(mut sigint) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    {
+        tokio::spawn(async move {
+            while sigint.recv().await.is_some() {
+                tracing::trace!("ignoring SIGINT; the host shuts plugins down");
+            }
+        });
+    }
+}
+
+/// The host never sends SIGTERM, but an operator or a service manager may: stop cleanly
+/// (socket file removed) instead of dying mid-call.
+fn stop_on_sigterm(shutdown: Shutdown) {
+    if let Ok(mut sigterm) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::spawn(async move {
+            if sigterm.recv().await.is_some() {
+                tracing::info!("SIGTERM received; shutting down");
+                shutdown.trigger();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_version;
+
+    #[test]
+    fn versions_get_a_v() {
+        assert_eq!(canonical_version("1.2.3"), "v1.2.3");
+        assert_eq!(canonical_version("v1.2.3"), "v1.2.3");
+        assert_eq!(canonical_version(""), "");
+    }
+}

@@ -71,6 +71,7 @@ mod server;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod toolkit;
+pub mod v4;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -42,8 +42,9 @@ use crate::config::struct_to_map;
 
 /// The generated protocol types, for calls the typed helpers do not cover.
 pub use dbplugin_proto as proto;
-/// gRPC status codes and the status type the calls return.
-pub mod proto_code {
+/// gRPC status codes, the status type the calls return, and the protobuf timestamp.
+pub mod grpc {
+    pub use prost_types::Timestamp;
     pub use tonic::{Code, Status};
 }
 

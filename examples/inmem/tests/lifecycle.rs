@@ -177,8 +177,8 @@ async fn v4_versions_get_the_lowest_and_no_certificate_without_client_cert() {
 
 /// gRPC status codes by number, to keep tonic out of this example's dependencies.
 mod tonic_code {
-    pub(crate) const INVALID_ARGUMENT: dbplugin::testkit::proto_code::Code =
-        dbplugin::testkit::proto_code::Code::InvalidArgument;
-    pub(crate) const INTERNAL: dbplugin::testkit::proto_code::Code =
-        dbplugin::testkit::proto_code::Code::Internal;
+    pub(crate) const INVALID_ARGUMENT: dbplugin::testkit::grpc::Code =
+        dbplugin::testkit::grpc::Code::InvalidArgument;
+    pub(crate) const INTERNAL: dbplugin::testkit::grpc::Code =
+        dbplugin::testkit::grpc::Code::Internal;
 }

@@ -34,6 +34,8 @@ pub(crate) struct LaunchEnv {
     pub(crate) socket_group: Option<String>,
     pub(crate) network: Network,
     pub(crate) metadata_mode: bool,
+    /// `BAO_`/`VAULT_PLUGIN_AUTOMTLS_ENABLED` is `true`.
+    pub(crate) auto_mtls_enabled: bool,
 }
 
 /// Reads a variable the way OpenBao does: the `BAO_` name wins when present (even empty),
@@ -95,6 +97,8 @@ impl LaunchEnv {
         };
         let metadata_mode =
             read_bao_or_vault(get, "PLUGIN_METADATA_MODE").is_some_and(|v| v == "true");
+        let auto_mtls_enabled =
+            read_bao_or_vault(get, "PLUGIN_AUTOMTLS_ENABLED").is_some_and(|v| v == "true");
         Ok(LaunchEnv {
             host_versions,
             invalid_versions,
@@ -105,6 +109,7 @@ impl LaunchEnv {
             socket_group: non_empty(get("PLUGIN_UNIX_SOCKET_GROUP")),
             network,
             metadata_mode,
+            auto_mtls_enabled,
         })
     }
 

@@ -5,9 +5,12 @@ mod io;
 mod listener;
 mod services;
 mod tls;
+pub(crate) mod unwrap;
+pub(crate) mod v4;
 pub(crate) mod v5;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -80,13 +83,16 @@ pub enum ServeError {
     /// The handshake line could not be written.
     #[error("cannot write the handshake line: {0}")]
     Handshake(#[source] std::io::Error),
+    /// The TLS-unwrap bootstrap failed (v4 plugins).
+    #[error("{0}")]
+    Unwrap(String),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[source] tonic::transport::Error),
 }
 
 /// `1.2.3` → `v1.2.3`: the host canonicalises registered versions with a `v`.
-fn canonical_version(v: &str) -> String {
+pub(crate) fn canonical_version(v: &str) -> String {
     let v = v.trim();
     if v.is_empty() || v.starts_with('v') {
         v.to_owned()
@@ -123,125 +129,193 @@ impl<F: DatabaseFactory> Server<F> {
     }
 
     /// Runs the plugin process to completion and returns its exit status: checks the magic
-    /// cookie, installs the hclog logger, builds a Tokio runtime and calls [`Server::run`].
+    /// cookie (printing go-plugin's message and exiting 1 without it), installs the hclog
+    /// logger (`tracing` events become JSON lines on stderr at their level; the threshold is
+    /// `DBPLUGIN_LOG_LEVEL`, default `debug`), builds a Tokio runtime and serves until the
+    /// host calls `Shutdown` (or SIGTERM); exit status 0 then.
     pub fn serve(self) -> ExitCode {
-        if !LaunchEnv::cookie_ok(&|k| std::env::var_os(k)) {
-            use std::io::Write as _;
-            let _ = std::io::stderr().write_all(env::NOT_A_PLUGIN_MESSAGE.as_bytes());
+        let Server {
+            factory,
+            version,
+            multiplexing,
+        } = self;
+        serve_process(App {
+            versions: if multiplexing { &[5, 6] } else { &[5] },
+            version,
+            multiplexing,
+            unwrap: None,
+            add_services: Box::new(move |routes| {
+                routes.add_service(DatabaseServer::new(v5::DatabaseService::new(
+                    factory,
+                    multiplexing,
+                )));
+            }),
+        })
+    }
+}
+
+/// What differs between the v5 and v4 processes.
+pub(crate) struct App {
+    /// App protocol versions offered.
+    pub(crate) versions: &'static [u32],
+    /// Reported by the version probe.
+    pub(crate) version: String,
+    /// Whether to register the multiplexing service.
+    pub(crate) multiplexing: bool,
+    /// `Some` for v4 plugins: Vault's TLS provider (the unwrap bootstrap) with these settings.
+    pub(crate) unwrap: Option<unwrap::UnwrapTlsConfig>,
+    /// Adds the database service.
+    pub(crate) add_services: Box<dyn FnOnce(&mut tonic::service::RoutesBuilder) + Send>,
+}
+
+/// The whole process: cookie, logger, runtime, [`run`], exit status.
+pub(crate) fn serve_process(app: App) -> ExitCode {
+    if !LaunchEnv::cookie_ok(&|k| std::env::var_os(k)) {
+        use std::io::Write as _;
+        let _ = std::io::stderr().write_all(env::NOT_A_PLUGIN_MESSAGE.as_bytes());
+        return ExitCode::from(1);
+    }
+    crate::logging::install();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
             return ExitCode::from(1);
         }
-        crate::logging::install();
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the async runtime");
-                return ExitCode::from(1);
-            }
-        };
-        let result = runtime.block_on(self.run());
-        runtime.shutdown_timeout(Duration::from_millis(100));
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e}");
-                ExitCode::from(1)
-            }
+    };
+    let result = runtime.block_on(run(app));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
         }
     }
+}
 
-    /// Serves on the current Tokio runtime until the host asks for `Shutdown`. Does not
-    /// check the cookie or install a logger (see [`Server::serve`]).
-    pub async fn run(self) -> Result<(), ServeError> {
-        let launch = LaunchEnv::read(&|k| std::env::var_os(k)).map_err(ServeError::Environment)?;
-        for piece in &launch.invalid_versions {
-            tracing::error!("server sent invalid plugin version {piece:?}");
+/// How the listener is secured.
+enum Transport {
+    AutoMtls(Arc<rustls::ServerConfig>, String),
+    Unwrapped(Arc<rustls::ServerConfig>),
+    Plaintext,
+}
+
+async fn select_transport(launch: &LaunchEnv, app: &App) -> Result<Transport, ServeError> {
+    if let Some(tls) = &app.unwrap
+        && !launch.auto_mtls_enabled
+        && !launch.metadata_mode
+    {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let config = tls
+            .clone()
+            .with_env_and_args(&|k| std::env::var_os(k), &args);
+        let material = unwrap::fetch_server_tls(&|k| std::env::var_os(k), &config)
+            .await
+            .map_err(ServeError::Unwrap)?;
+        let server = tls::unwrapped_server_config(&material).map_err(ServeError::Tls)?;
+        return Ok(Transport::Unwrapped(server));
+    }
+    match &launch.client_cert_pem {
+        Some(pem) => {
+            let client_cert = tls::parse_client_cert(pem).map_err(ServeError::Tls)?;
+            let identity = tls::generate_identity().map_err(ServeError::Tls)?;
+            let config = tls::server_config(&identity, client_cert).map_err(ServeError::Tls)?;
+            let field = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&identity.cert);
+            Ok(Transport::AutoMtls(config, field))
         }
-        let ours: &[u32] = if self.multiplexing { &[5, 6] } else { &[5] };
-        let app_version = launch.negotiate(ours);
+        None => Ok(Transport::Plaintext),
+    }
+}
 
-        let listener = listener::bind(&launch).await.map_err(ServeError::Listen)?;
-        let (tls, cert_field) = match &launch.client_cert_pem {
-            Some(pem) => {
-                let client_cert = tls::parse_client_cert(pem).map_err(ServeError::Tls)?;
-                let identity = tls::generate_identity().map_err(ServeError::Tls)?;
-                let config = tls::server_config(&identity, client_cert).map_err(ServeError::Tls)?;
-                let field = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&identity.cert);
-                (Some(tokio_rustls::TlsAcceptor::from(config)), field)
-            }
-            None => (None, String::new()),
-        };
+/// Serves on the current Tokio runtime until the host asks for `Shutdown`.
+async fn run(app: App) -> Result<(), ServeError> {
+    let launch = LaunchEnv::read(&|k| std::env::var_os(k)).map_err(ServeError::Environment)?;
+    for piece in &launch.invalid_versions {
+        tracing::error!("server sent invalid plugin version {piece:?}");
+    }
+    let app_version = launch.negotiate(app.versions);
 
-        let shutdown = Shutdown::new();
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_service_status("plugin", tonic_health::ServingStatus::Serving)
-            .await;
-        let mut routes = tonic::service::Routes::builder();
-        routes
-            .add_service(health_service)
-            .add_service(GrpcControllerServer::new(services::Controller {
-                shutdown: shutdown.clone(),
-            }))
-            .add_service(GrpcStdioServer::new(services::Stdio {
-                shutdown: shutdown.clone(),
-            }))
-            .add_service(GrpcBrokerServer::new(services::Broker {
-                shutdown: shutdown.clone(),
-            }))
-            .add_service(PluginVersionServer::new(services::Version {
-                version: self.version.clone(),
-            }))
-            .add_service(DatabaseServer::new(v5::DatabaseService::new(
-                self.factory,
-                self.multiplexing,
-            )));
-        if self.multiplexing {
-            routes.add_service(PluginMultiplexingServer::new(services::Multiplexing));
-        }
+    // The unwrap bootstrap runs before anything is bound or printed, as go-plugin does.
+    let transport = select_transport(&launch, &app).await?;
+    let listener = listener::bind(&launch).await.map_err(ServeError::Listen)?;
+    let (tls, cert_field) = match transport {
+        Transport::AutoMtls(config, field) => (Some(config), field),
+        Transport::Unwrapped(config) => (Some(config), String::new()),
+        Transport::Plaintext => (None, String::new()),
+    };
 
-        let (network, address) = listener.describe();
-        let socket_path = listener.socket_path().map(|p| p.to_path_buf());
-        let incoming = io::incoming(listener, tls, HANDSHAKE_TIMEOUT, shutdown.wait());
+    let shutdown = Shutdown::new();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
+    let mut routes = tonic::service::Routes::builder();
+    routes
+        .add_service(health_service)
+        .add_service(GrpcControllerServer::new(services::Controller {
+            shutdown: shutdown.clone(),
+        }))
+        .add_service(GrpcStdioServer::new(services::Stdio {
+            shutdown: shutdown.clone(),
+        }))
+        .add_service(GrpcBrokerServer::new(services::Broker {
+            shutdown: shutdown.clone(),
+        }))
+        .add_service(PluginVersionServer::new(services::Version {
+            version: app.version,
+        }));
+    (app.add_services)(&mut routes);
+    if app.multiplexing {
+        routes.add_service(PluginMultiplexingServer::new(services::Multiplexing));
+    }
 
-        write_handshake(&format!(
-            "1|{app_version}|{network}|{address}|grpc|{cert_field}\n"
-        ))
-        .map_err(ServeError::Handshake)?;
-        tracing::debug!(
-            protocol = app_version,
-            network,
-            address = %address,
-            tls = !cert_field.is_empty(),
-            metadata_mode = launch.metadata_mode,
-            "plugin listening"
-        );
-        ignore_sigint();
-        stop_on_sigterm(shutdown.clone());
+    let (network, address) = listener.describe();
+    let socket_path = listener.socket_path().map(|p| p.to_path_buf());
+    let incoming = io::incoming(
+        listener,
+        tls.map(tokio_rustls::TlsAcceptor::from),
+        HANDSHAKE_TIMEOUT,
+        shutdown.wait(),
+    );
 
+    write_handshake(&format!(
+        "1|{app_version}|{network}|{address}|grpc|{cert_field}\n"
+    ))
+    .map_err(ServeError::Handshake)?;
+    tracing::debug!(
+        protocol = app_version,
+        network,
+        address = %address,
+        metadata_mode = launch.metadata_mode,
+        "plugin listening"
+    );
+    ignore_sigint();
+    stop_on_sigterm(shutdown.clone());
+
+    let stopped = shutdown.wait();
+    let server = tonic::transport::Server::builder()
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming.stream, stopped);
+    let grace = {
         let stopped = shutdown.wait();
-        let server = tonic::transport::Server::builder()
-            .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(incoming.stream, stopped);
-        let grace = {
-            let stopped = shutdown.wait();
-            async move {
-                stopped.await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            }
-        };
-        let result = tokio::select! {
-            r = server => r.map_err(ServeError::Transport),
-            () = grace => Ok(()),
-        };
-        drop(incoming.guard);
-        if let Some(path) = socket_path {
-            let _ = std::fs::remove_file(path);
+        async move {
+            stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
         }
-        result
+    };
+    let result = tokio::select! {
+        r = server => r.map_err(ServeError::Transport),
+        () = grace => Ok(()),
+    };
+    drop(incoming.guard);
+    if let Some(path) = socket_path {
+        let _ = std::fs::remove_file(path);
     }
+    result
 }
 
 fn write_handshake(line: &str) -> std::io::Result<()> {

@@ -185,6 +185,26 @@ pub(crate) fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The server TLS configuration of the unwrap path: the host's own certificate and P-521
+/// key (SEC1), accepting exactly that certificate from the client. Signing with P-521 needs
+/// aws-lc-rs, so this configuration uses its provider throughout.
+pub(crate) fn unwrapped_server_config(
+    material: &super::unwrap::ServerTls,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::PrivateSec1KeyDer;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(PinnedClientCert::new(material.cert.clone(), &provider));
+    let key = PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(material.key_sec1.clone()));
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![material.cert.clone()], key)
+        .map_err(|e| format!("the unwrapped server certificate or key is unusable: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,7 +131,7 @@ async fn guarded<T>(fut: impl Future<Output = crate::Result<T>>) -> crate::Resul
     }
 }
 
-fn timestamp(ts: prost_types::Timestamp, what: &str) -> Result<OffsetDateTime, Status> {
+pub(crate) fn timestamp(ts: prost_types::Timestamp, what: &str) -> Result<OffsetDateTime, Status> {
     // The range and rules of Timestamp.CheckValid: 0001-01-01 .. 9999-12-31, nanos in range.
     const MIN: i64 = -62_135_596_800;
     const MAX: i64 = 253_402_300_799;

@@ -1,0 +1,265 @@
+//! `dbplugin.Database` (protocol v4): JSON config bytes, one instance, errors as the Go
+//! server returns them (plain errors, i.e. gRPC `Unknown`, unless the plugin chose a kind).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use dbplugin_proto::dbplugin::v4 as pb;
+use futures_util::FutureExt;
+use time::OffsetDateTime;
+use tonic::{Code, Request, Response, Status};
+
+use crate::v4::{Database, Statements, StaticUserConfig, UsernameConfig};
+use crate::{ConfigMap, Error, ErrorKind, Secret};
+
+/// The instance behind the v4 service.
+pub(crate) struct DatabaseService<D> {
+    db: D,
+}
+
+impl<D> std::fmt::Debug for DatabaseService<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseService")
+    }
+}
+
+impl<D: Database> DatabaseService<D> {
+    pub(crate) fn new(db: D) -> Self {
+        DatabaseService { db }
+    }
+}
+
+/// `A1a-` + 16 base62 characters: credsutil's `RandomAlphaNumeric(20, true)`.
+pub(crate) fn default_password() -> Secret {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::from("A1a-");
+    while out.len() < 20 {
+        // Rejection sampling as the SDK's base62: only bytes below 248 (= 4 × 62).
+        let b: u8 = rand::random();
+        if b < 248 {
+            out.push(ALPHABET[usize::from(b % 62)] as char);
+        }
+    }
+    Secret::new(out)
+}
+
+/// The v4 Go server returns the plugin's error as is: gRPC `Unknown` with its text.
+fn status(e: Error) -> Status {
+    let code = match e.kind() {
+        ErrorKind::Internal => Code::Unknown,
+        other => other.code(),
+    };
+    Status::new(code, e.to_string())
+}
+
+async fn guarded<T>(fut: impl Future<Output = crate::Result<T>>) -> Result<T, Status> {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result.map_err(status),
+        Err(_) => Err(Status::internal(
+            "the plugin panicked while handling the call",
+        )),
+    }
+}
+
+fn statements(s: Option<pb::Statements>) -> Statements {
+    let s = s.unwrap_or_default();
+    // Old hosts sent single strings in the deprecated fields; use them when the lists are
+    // empty, as the SDK's compatibility helper does.
+    #[allow(deprecated)]
+    let pick = |list: Vec<String>, single: String| {
+        if list.is_empty() && !single.is_empty() {
+            vec![single]
+        } else {
+            list
+        }
+    };
+    #[allow(deprecated)]
+    Statements {
+        creation: pick(s.creation, s.creation_statements),
+        revocation: pick(s.revocation, s.revocation_statements),
+        rollback: pick(s.rollback, s.rollback_statements),
+        renewal: pick(s.renewal, s.renew_statements),
+        rotation: s.rotation,
+    }
+}
+
+fn expiration(ts: Option<prost_types::Timestamp>) -> Result<OffsetDateTime, Status> {
+    // The Go server calls CheckValid on the timestamp: it is required.
+    let ts = ts.ok_or_else(|| Status::invalid_argument("invalid nil Timestamp"))?;
+    crate::server::v5::timestamp(ts, "invalid expiration")
+}
+
+fn config_from_json(bytes: &[u8]) -> Result<ConfigMap, Status> {
+    if bytes.is_empty() {
+        return Ok(ConfigMap::new());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        Status::invalid_argument(format!(
+            "config: expected a JSON object, could not decode it at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+fn config_to_json(config: &ConfigMap) -> Result<Vec<u8>, Status> {
+    serde_json::to_vec(config).map_err(|e| Status::internal(format!("config: {e}")))
+}
+
+#[tonic::async_trait]
+impl<D: Database> pb::database_server::Database for DatabaseService<D> {
+    async fn r#type(&self, _: Request<pb::Empty>) -> Result<Response<pb::TypeResponse>, Status> {
+        let name = guarded(self.db.type_name()).await?;
+        Ok(Response::new(pb::TypeResponse { r#type: name }))
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        let req = request.into_inner();
+        let expiration = expiration(req.expiration)?;
+        let names = req.username_config.unwrap_or_default();
+        let username_config = UsernameConfig {
+            display_name: names.display_name,
+            role_name: names.role_name,
+        };
+        let (username, password) = guarded(self.db.create_user(
+            statements(req.statements),
+            username_config,
+            expiration,
+        ))
+        .await?;
+        Ok(Response::new(pb::CreateUserResponse {
+            username,
+            password: password.expose().to_owned(),
+        }))
+    }
+
+    async fn renew_user(
+        &self,
+        request: Request<pb::RenewUserRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let req = request.into_inner();
+        let expiration = expiration(req.expiration)?;
+        guarded(
+            self.db
+                .renew_user(statements(req.statements), req.username, expiration),
+        )
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn revoke_user(
+        &self,
+        request: Request<pb::RevokeUserRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let req = request.into_inner();
+        guarded(
+            self.db
+                .revoke_user(statements(req.statements), req.username),
+        )
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn rotate_root_credentials(
+        &self,
+        request: Request<pb::RotateRootCredentialsRequest>,
+    ) -> Result<Response<pb::RotateRootCredentialsResponse>, Status> {
+        let req = request.into_inner();
+        let config = guarded(self.db.rotate_root_credentials(req.statements)).await?;
+        Ok(Response::new(pb::RotateRootCredentialsResponse {
+            config: config_to_json(&config)?,
+        }))
+    }
+
+    async fn init(
+        &self,
+        request: Request<pb::InitRequest>,
+    ) -> Result<Response<pb::InitResponse>, Status> {
+        let req = request.into_inner();
+        let config = config_from_json(&req.config)?;
+        let saved = guarded(self.db.init(config, req.verify_connection)).await?;
+        Ok(Response::new(pb::InitResponse {
+            config: config_to_json(&saved)?,
+        }))
+    }
+
+    async fn close(&self, _: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
+        // The Go server ignores the plugin's Close error and always answers Empty.
+        if let Err(e) = guarded(self.db.close()).await {
+            tracing::warn!(error = %e.message(), "closing the database failed");
+        }
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn set_credentials(
+        &self,
+        request: Request<pb::SetCredentialsRequest>,
+    ) -> Result<Response<pb::SetCredentialsResponse>, Status> {
+        let req = request.into_inner();
+        let user = req.static_user_config.unwrap_or_default();
+        let static_user = StaticUserConfig {
+            username: user.username,
+            password: Secret::from(user.password),
+            create: user.create,
+        };
+        let (username, password) = guarded(
+            self.db
+                .set_credentials(statements(req.statements), static_user),
+        )
+        .await?;
+        Ok(Response::new(pb::SetCredentialsResponse {
+            username,
+            password: password.expose().to_owned(),
+        }))
+    }
+
+    async fn generate_credentials(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::GenerateCredentialsResponse>, Status> {
+        let password = guarded(self.db.generate_credentials()).await?;
+        Ok(Response::new(pb::GenerateCredentialsResponse {
+            password: password.expose().to_owned(),
+        }))
+    }
+
+    #[allow(deprecated)]
+    async fn initialize(
+        &self,
+        request: Request<pb::InitializeRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let req = request.into_inner();
+        let config = config_from_json(&req.config)?;
+        guarded(self.db.init(config, req.verify_connection)).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_password_has_the_credsutil_shape() {
+        let p = default_password();
+        assert_eq!(p.expose().len(), 20);
+        assert!(p.expose().starts_with("A1a-"));
+        assert!(p.expose()[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn deprecated_single_statements_fill_empty_lists() {
+        #[allow(deprecated)]
+        let s = statements(Some(pb::Statements {
+            creation_statements: "CREATE".into(),
+            revocation: vec!["DROP".into()],
+            revocation_statements: "ignored".into(),
+            ..Default::default()
+        }));
+        assert_eq!(s.creation, vec!["CREATE".to_string()]);
+        assert_eq!(s.revocation, vec!["DROP".to_string()]);
+    }
+}

@@ -36,6 +36,10 @@ pub(crate) struct LaunchEnv {
     pub(crate) metadata_mode: bool,
     /// `BAO_`/`VAULT_PLUGIN_AUTOMTLS_ENABLED` is `true`.
     pub(crate) auto_mtls_enabled: bool,
+    /// `PLUGIN_MULTIPLEX_GRPC` parses as true: serve yamux-multiplexed connections.
+    pub(crate) multiplex_grpc: bool,
+    /// `PLUGIN_MULTIPLEX_GRPC` is non-empty: announce the 7th handshake field.
+    pub(crate) multiplex_grpc_set: bool,
 }
 
 /// Reads a variable the way OpenBao does: the `BAO_` name wins when present (even empty),
@@ -52,6 +56,11 @@ pub(crate) fn read_bao_or_vault(
 fn non_empty(v: Option<OsString>) -> Option<String> {
     v.map(|v| v.to_string_lossy().into_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// Go's `strconv.ParseBool` true values.
+fn go_parse_bool_true(v: &str) -> bool {
+    matches!(v, "1" | "t" | "T" | "TRUE" | "true" | "True")
 }
 
 impl LaunchEnv {
@@ -99,6 +108,7 @@ impl LaunchEnv {
             read_bao_or_vault(get, "PLUGIN_METADATA_MODE").is_some_and(|v| v == "true");
         let auto_mtls_enabled =
             read_bao_or_vault(get, "PLUGIN_AUTOMTLS_ENABLED").is_some_and(|v| v == "true");
+        let multiplex = non_empty(get("PLUGIN_MULTIPLEX_GRPC"));
         Ok(LaunchEnv {
             host_versions,
             invalid_versions,
@@ -110,6 +120,8 @@ impl LaunchEnv {
             network,
             metadata_mode,
             auto_mtls_enabled,
+            multiplex_grpc: multiplex.as_deref().is_some_and(go_parse_bool_true),
+            multiplex_grpc_set: multiplex.is_some(),
         })
     }
 

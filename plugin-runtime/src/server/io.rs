@@ -88,51 +88,40 @@ impl Drop for AbortOnDrop {
 
 /// Accepts connections until `stop` resolves; each TLS handshake runs in its own task so a
 /// slow or hostile client cannot hold up the host's connection.
+///
+/// With `multiplexed` (go-plugin's `PLUGIN_MULTIPLEX_GRPC`, used by Vault's containerized
+/// plugins) the listener accepts one connection, runs a yamux server session over it, and
+/// every stream the host opens in that session is a connection of its own (TLS included).
 pub(crate) fn incoming(
     listener: Listener,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    multiplexed: bool,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Incoming {
     let (tx, rx) = mpsc::channel(16);
     let task = tokio::spawn(async move {
         tokio::pin!(stop);
+        if multiplexed {
+            let first = tokio::select! {
+                () = &mut stop => return,
+                r = accept(&listener) => r,
+            };
+            match first {
+                Ok(conn) => serve_yamux(conn, tls, handshake_timeout, tx, stop).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "accepting the multiplexed connection failed")
+                }
+            }
+            return;
+        }
         loop {
             let accepted: io::Result<Box<dyn Stream>> = tokio::select! {
                 () = &mut stop => break,
                 r = accept(&listener) => r,
             };
             match accepted {
-                Ok(stream) => {
-                    let tx = tx.clone();
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        let io = match tls {
-                            None => Io(stream),
-                            Some(acceptor) => {
-                                match tokio::time::timeout(
-                                    handshake_timeout,
-                                    acceptor.accept(stream),
-                                )
-                                .await
-                                {
-                                    Ok(Ok(tls)) => Io(Box::new(tls)),
-                                    Ok(Err(e)) => {
-                                        tracing::warn!(error = %e, "refused a connection: TLS handshake failed");
-                                        return;
-                                    }
-                                    Err(_) => {
-                                        tracing::warn!(
-                                            "refused a connection: TLS handshake timed out"
-                                        );
-                                        return;
-                                    }
-                                }
-                            }
-                        };
-                        let _ = tx.send(Ok(io)).await;
-                    });
-                }
+                Ok(stream) => secure(stream, tls.clone(), handshake_timeout, tx.clone()),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -145,6 +134,69 @@ pub(crate) fn incoming(
     Incoming {
         stream: ReceiverStream::new(rx),
         guard: AbortOnDrop(task),
+    }
+}
+
+/// Runs the TLS handshake (if any) in its own task and hands the connection to the server.
+fn secure(
+    stream: Box<dyn Stream>,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+    tx: mpsc::Sender<io::Result<Io>>,
+) {
+    tokio::spawn(async move {
+        let io = match tls {
+            None => Io(stream),
+            Some(acceptor) => {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => Io(Box::new(tls)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "refused a connection: TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!("refused a connection: TLS handshake timed out");
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = tx.send(Ok(io)).await;
+    });
+}
+
+async fn serve_yamux(
+    conn: Box<dyn Stream>,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+    tx: mpsc::Sender<io::Result<Io>>,
+    stop: Pin<&mut impl Future<Output = ()>>,
+) {
+    use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
+    let mut session =
+        yamux::Connection::new(conn.compat(), yamux::Config::default(), yamux::Mode::Server);
+    let mut inbound = futures_util::stream::poll_fn(move |cx| session.poll_next_inbound(cx));
+    let mut stop = stop;
+    loop {
+        let next = tokio::select! {
+            () = &mut stop => break,
+            next = futures_util::StreamExt::next(&mut inbound) => next,
+        };
+        match next {
+            Some(Ok(stream)) => {
+                secure(
+                    Box::new(stream.compat()),
+                    tls.clone(),
+                    handshake_timeout,
+                    tx.clone(),
+                );
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the multiplexed connection failed");
+                break;
+            }
+            None => break,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 mod env;
 mod io;
 mod listener;
+mod process;
 mod services;
 mod tls;
 pub(crate) mod unwrap;
@@ -176,6 +177,11 @@ pub(crate) fn serve_process(app: App) -> ExitCode {
         return ExitCode::from(1);
     }
     crate::logging::install();
+    process::install_panic_hook();
+    if let Err(e) = process::lock_memory_if_asked() {
+        tracing::error!("{e}");
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -279,11 +285,18 @@ async fn run(app: App) -> Result<(), ServeError> {
         listener,
         tls.map(tokio_rustls::TlsAcceptor::from),
         HANDSHAKE_TIMEOUT,
+        launch.multiplex_grpc,
         shutdown.wait(),
     );
 
+    // go-plugin appends a 7th field whenever PLUGIN_MULTIPLEX_GRPC is set at all.
+    let mux_field = if launch.multiplex_grpc_set {
+        "|true"
+    } else {
+        ""
+    };
     write_handshake(&format!(
-        "1|{app_version}|{network}|{address}|grpc|{cert_field}\n"
+        "1|{app_version}|{network}|{address}|grpc|{cert_field}{mux_field}\n"
     ))
     .map_err(ServeError::Handshake)?;
     tracing::debug!(
@@ -295,6 +308,7 @@ async fn run(app: App) -> Result<(), ServeError> {
     );
     ignore_sigint();
     stop_on_sigterm(shutdown.clone());
+    process::exit_with_parent(shutdown.clone());
 
     let stopped = shutdown.wait();
     let server = tonic::transport::Server::builder()

@@ -1,0 +1,70 @@
+//! Process-level duties: memory locking, panic reporting, and leaving with the host.
+
+use std::time::Duration;
+
+use super::env::read_bao_or_vault;
+use super::services::Shutdown;
+
+/// `BAO_`/`VAULT_PLUGIN_MLOCK_ENABLED=true`: lock all memory, as Go plugins do with
+/// `OptionallyEnableMlock`. The error names the fix operators expect.
+pub(crate) fn lock_memory_if_asked() -> Result<(), String> {
+    let asked = read_bao_or_vault(&|k| std::env::var_os(k), "PLUGIN_MLOCK_ENABLED")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !asked {
+        return Ok(());
+    }
+    // SAFETY: mlockall only changes this process's paging behaviour.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } == 0 {
+        tracing::debug!("memory locked (mlock enabled by the host)");
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    Err(format!(
+        "failed to lock memory: {e}; the host enabled mlock for plugins: grant the plugin binary \
+         the IPC_LOCK capability (`setcap cap_ipc_lock=+ep <plugin binary>`) or raise its \
+         memlock limit, or disable mlock in the host (`disable_mlock = true`)"
+    ))
+}
+
+/// Panics in a plugin author's code become one hclog error line (the call itself gets an
+/// `Internal` error), instead of Rust's multi-line text on stderr.
+pub(crate) fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location, "plugin panicked: {payload}");
+    }));
+}
+
+/// Leaves when the host dies: the host never gets to call `Shutdown` then, and a plugin
+/// that outlives it holds database connections and its socket file. The kernel's
+/// parent-death signal (Linux) delivers SIGTERM at once; polling the parent pid covers the
+/// race at start-up and other systems.
+pub(crate) fn exit_with_parent(shutdown: Shutdown) {
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_PDEATHSIG with a valid signal number only sets a process attribute.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    tokio::spawn(async move {
+        loop {
+            // SAFETY: as above.
+            if unsafe { libc::getppid() } != parent {
+                tracing::warn!("the host process is gone; shutting down");
+                shutdown.trigger();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}

@@ -151,6 +151,9 @@ func (c *idConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method st
 // running processes keyed by their launch parameters.
 type Catalog struct {
 	Logger hclog.Logger
+	// Unwrap, when set, backs ResponseWrapData (the TLS-unwrap bootstrap of
+	// plugins launched without AutoMTLS).
+	Unwrap *UnwrapServer
 
 	mu      sync.Mutex
 	runners map[string]*pluginutil.PluginRunner
@@ -189,8 +192,15 @@ func (c *Catalog) LookupPluginVersion(_ context.Context, name string, t consts.P
 	return r, nil
 }
 
-func (c *Catalog) ResponseWrapData(context.Context, map[string]any, time.Duration, bool) (*wrapping.ResponseWrapInfo, error) {
-	return nil, errors.New("response wrapping is not implemented by the conformance host")
+// ResponseWrapData stores data in the catalog's unwrap server under a
+// single-use token, as Vault does when it launches a plugin without AutoMTLS.
+func (c *Catalog) ResponseWrapData(_ context.Context, data map[string]any, ttl time.Duration, jwt bool) (*wrapping.ResponseWrapInfo, error) {
+	// No c.mu here: newClient holds it while RunConfig calls back into us.
+	u := c.Unwrap
+	if u == nil {
+		return nil, errors.New("response wrapping is not enabled on this conformance host")
+	}
+	return u.Wrap(data, ttl, jwt)
 }
 
 func (c *Catalog) MlockEnabled() bool                           { return false }

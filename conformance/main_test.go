@@ -18,23 +18,27 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/pluginutil"
 )
 
-// Path of the in-memory example plugin, and why it is missing if it is.
+// Paths of the example plugins, and why they are missing if they are.
 var (
-	inmemBin string
-	inmemErr error
+	inmemBin   string
+	inmemErr   error
+	inmemV4Bin string
+	inmemV4Err error
 )
 
 func TestMain(m *testing.M) {
-	inmemBin, inmemErr = locateInmem()
+	inmemBin, inmemErr = locateBinary("DBPLUGIN_INMEM_BIN", "inmem-plugin")
+	inmemV4Bin, inmemV4Err = locateBinary("DBPLUGIN_INMEM_V4_BIN", "inmem-v4-plugin")
 	os.Exit(m.Run())
 }
 
-// locateInmem honours DBPLUGIN_INMEM_BIN, else builds the example with cargo
-// in the repository root (the parent of this module).
-func locateInmem() (string, error) {
-	if p := os.Getenv("DBPLUGIN_INMEM_BIN"); p != "" {
+// locateBinary honours the env override, else builds the cargo package pkg
+// (whose binary has the same name) in the repository root, the parent of
+// this module.
+func locateBinary(envVar, pkg string) (string, error) {
+	if p := os.Getenv(envVar); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("DBPLUGIN_INMEM_BIN: %w", err)
+			return "", fmt.Errorf("%s: %w", envVar, err)
 		}
 		return filepath.Abs(p)
 	}
@@ -45,13 +49,13 @@ func locateInmem() (string, error) {
 	root := filepath.Dir(wd)
 	cargo, err := exec.LookPath("cargo")
 	if err != nil {
-		return "", fmt.Errorf("cargo not found and DBPLUGIN_INMEM_BIN unset: %w", err)
+		return "", fmt.Errorf("cargo not found and %s unset: %w", envVar, err)
 	}
-	cmd := exec.Command(cargo, "build", "-p", "inmem-plugin")
+	cmd := exec.Command(cargo, "build", "-p", pkg)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("cargo build -p inmem-plugin: %w", err)
+		return "", fmt.Errorf("cargo build -p %s: %w", pkg, err)
 	}
 	target := os.Getenv("CARGO_TARGET_DIR")
 	if target == "" {
@@ -59,7 +63,7 @@ func locateInmem() (string, error) {
 	} else if !filepath.IsAbs(target) {
 		target = filepath.Join(root, target)
 	}
-	bin := filepath.Join(target, "debug", "inmem-plugin")
+	bin := filepath.Join(target, "debug", pkg)
 	if _, err := os.Stat(bin); err != nil {
 		return "", err
 	}
@@ -70,13 +74,24 @@ func locateInmem() (string, error) {
 // binary could not be located or built.
 func requireBinary(t *testing.T) string {
 	t.Helper()
-	if inmemErr != nil {
+	return require(t, "inmem plugin", inmemBin, inmemErr)
+}
+
+// requireV4Binary is requireBinary for the v4 example plugin.
+func requireV4Binary(t *testing.T) string {
+	t.Helper()
+	return require(t, "inmem-v4 plugin", inmemV4Bin, inmemV4Err)
+}
+
+func require(t *testing.T, what, bin string, err error) string {
+	t.Helper()
+	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("inmem plugin unavailable: %v", inmemErr)
+			t.Fatalf("%s unavailable: %v", what, err)
 		}
-		t.Skipf("inmem plugin unavailable: %v", inmemErr)
+		t.Skipf("%s unavailable: %v", what, err)
 	}
-	return inmemBin
+	return bin
 }
 
 // harness is a host catalog with its captured log, dumped on failure.
@@ -101,7 +116,15 @@ func newHarness(t *testing.T) *harness {
 // register adds the inmem binary under name with extra plugin env entries.
 func (h *harness) register(name string, env ...string) {
 	h.t.Helper()
-	bin := requireBinary(h.t)
+	h.registerBinary(requireBinary(h.t), name, nil, env...)
+}
+
+// registerBinary adds bin under name with its arguments and env entries.
+func (h *harness) registerBinary(bin, name string, args []string, env ...string) {
+	h.t.Helper()
+	if args == nil {
+		args = []string{}
+	}
 	sum, err := fileSHA256(bin)
 	if err != nil {
 		h.t.Fatal(err)
@@ -109,7 +132,7 @@ func (h *harness) register(name string, env ...string) {
 	h.Register(&pluginutil.PluginRunner{
 		Name:    name,
 		Command: bin,
-		Args:    []string{},
+		Args:    args,
 		Env:     env,
 		Sha256:  sum,
 	})

@@ -58,7 +58,7 @@
 //! # Feature flags
 //!
 //! - `macros` (default): the `#[database_plugin]` attribute.
-//! - `testkit`: [`testkit`], a host that launches a plugin binary as Vault does.
+//! - `testkit`: the `testkit` module, a host that launches a plugin binary as Vault does.
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 
 mod config;

@@ -209,6 +209,7 @@ pub struct Host {
     auto_mtls: bool,
     cookie: bool,
     start_timeout: Duration,
+    cert: Option<ClientCertificate>,
 }
 
 impl Host {
@@ -222,6 +223,7 @@ impl Host {
             auto_mtls: true,
             cookie: true,
             start_timeout: Duration::from_secs(60),
+            cert: None,
         }
     }
 
@@ -267,9 +269,21 @@ impl Host {
         self
     }
 
+    /// Uses this host certificate instead of a fresh one (to dial the plugin again
+    /// yourself, e.g. with other TLS settings).
+    #[must_use]
+    pub fn client_certificate(mut self, cert: ClientCertificate) -> Self {
+        self.cert = Some(cert);
+        self
+    }
+
     /// Starts the plugin, reads its handshake and connects.
     pub async fn start(self) -> Result<PluginProcess, HostError> {
-        let cert = self.auto_mtls.then(ClientCertificate::generate);
+        let cert = self.auto_mtls.then(|| {
+            self.cert
+                .clone()
+                .unwrap_or_else(ClientCertificate::generate)
+        });
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .env("PLUGIN_PROTOCOL_VERSIONS", &self.protocol_versions)
@@ -534,13 +548,7 @@ impl PluginProcess {
 
     /// A database client; every call carries `multiplex_id` when one is given.
     pub fn database(&self, multiplex_id: Option<&str>) -> DatabaseClient {
-        let id = multiplex_id.map(|id| id.parse().expect("an ASCII multiplex id"));
-        DatabaseClient {
-            raw: pb::database_client::DatabaseClient::with_interceptor(
-                self.channel.clone(),
-                MultiplexId(id),
-            ),
-        }
+        DatabaseClient::new(self.channel.clone(), multiplex_id)
     }
 
     /// `logical.PluginVersion/Version`, without a multiplex id (the registration probe).
@@ -571,20 +579,34 @@ impl PluginProcess {
     }
 
     /// The host's kill sequence: `GRPCController/Shutdown`, close the connection, wait up to
-    /// 2 s for the process to exit, else SIGKILL. Returns the exit status.
-    pub async fn shutdown(mut self) -> Result<ExitStatus, HostError> {
+    /// 2 s for the process to exit, else SIGKILL. Returns the exit status. (The real host
+    /// waits for the `Shutdown` answer forever; this gives up after 10 s.)
+    pub async fn shutdown(self) -> Result<ExitStatus, HostError> {
+        Ok(self.shutdown_within(Duration::from_secs(10)).await?.1)
+    }
+
+    /// Like [`PluginProcess::shutdown`], waiting at most `rpc_timeout` for the `Shutdown`
+    /// answer; returns whether it came, and the exit status.
+    pub async fn shutdown_within(
+        mut self,
+        rpc_timeout: Duration,
+    ) -> Result<(bool, ExitStatus), HostError> {
         let mut controller =
             proto::plugin::grpc_controller_client::GrpcControllerClient::new(self.channel.clone());
-        let _ = controller.shutdown(proto::plugin::Empty {}).await;
+        let answered = matches!(
+            tokio::time::timeout(rpc_timeout, controller.shutdown(proto::plugin::Empty {})).await,
+            Ok(Ok(_))
+        );
         drop(controller);
         drop(self.channel);
-        match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
-            Ok(status) => status.map_err(HostError::Wait),
+        let status = match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
+            Ok(status) => status.map_err(HostError::Wait)?,
             Err(_) => {
                 let _ = self.child.start_kill();
-                self.child.wait().await.map_err(HostError::Wait)
+                self.child.wait().await.map_err(HostError::Wait)?
             }
-        }
+        };
+        Ok((answered, status))
     }
 
     /// SIGKILLs the process and waits for it.
@@ -601,6 +623,14 @@ pub struct DatabaseClient {
 }
 
 impl DatabaseClient {
+    /// A client on any channel to a plugin, adding `multiplex_id` to every call when given.
+    pub fn new(channel: Channel, multiplex_id: Option<&str>) -> Self {
+        let id = multiplex_id.map(|id| id.parse().expect("an ASCII multiplex id"));
+        DatabaseClient {
+            raw: pb::database_client::DatabaseClient::with_interceptor(channel, MultiplexId(id)),
+        }
+    }
+
     /// The generated client, for requests the helpers below do not build.
     pub fn raw(&mut self) -> &mut RawDatabaseClient {
         &mut self.raw
@@ -726,6 +756,17 @@ impl DatabaseClient {
         self.raw.clone().close(pb::Empty {}).await?;
         Ok(())
     }
+}
+
+/// A JSON object as the `google.protobuf.Struct` the host sends (numbers become doubles).
+pub fn config_to_struct(config: ConfigMap) -> Result<prost_types::Struct, String> {
+    crate::config::map_to_struct(config).map_err(|e| e.to_string())
+}
+
+/// A `google.protobuf.Struct` as the host reads it back (top-level whole numbers become
+/// integers).
+pub fn struct_to_config(s: Option<prost_types::Struct>) -> ConfigMap {
+    struct_to_map(s)
 }
 
 fn timestamp(t: time::OffsetDateTime) -> prost_types::Timestamp {

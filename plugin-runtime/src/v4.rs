@@ -150,7 +150,7 @@ pub trait Database: Send + Sync + 'static {
     /// A new password. The host calls this before every `CreateUser`; the default makes the
     /// Go SDK's credsutil shape: `A1a-` and 16 base62 characters.
     fn generate_credentials(&self) -> impl Future<Output = Result<Secret>> + Send {
-        async { Ok(crate::server::v4::default_password()) }
+        async { Ok(crate::toolkit::credentials::generate_password()) }
     }
 
     /// Closes the connection. The default does nothing.
@@ -215,7 +215,10 @@ where
             add_services: Box::new(move |routes| {
                 routes.add_service(
                     dbplugin_proto::dbplugin::v4::database_server::DatabaseServer::new(
-                        crate::server::v4::DatabaseService::new(factory()),
+                        crate::server::v4::DatabaseService::new(
+                            factory(),
+                            crate::server::default_secret_keys(),
+                        ),
                     ),
                 );
             }),

@@ -14,6 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use dbplugin::time::OffsetDateTime;
 use dbplugin::time::format_description::well_known::Rfc3339;
+use dbplugin::toolkit::credentials::UsernameGenerator;
+use dbplugin::toolkit::statements::Placeholders;
 use dbplugin::v4::{Database, Statements, StaticUserConfig, UsernameConfig};
 use dbplugin::{ConfigMap, Error, ErrorKind, Result, Secret};
 use serde::Serialize;
@@ -52,28 +54,14 @@ fn run(
     name: &str,
     expiration: Option<OffsetDateTime>,
 ) -> Result<Vec<String>> {
-    let expiration = expiration
-        .map(|t| {
-            let t = t.to_offset(dbplugin::time::UtcOffset::UTC);
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}+0000",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        })
-        .unwrap_or_default();
+    let mut fill = Placeholders::new().name(name).password("[password]");
+    if let Some(t) = expiration {
+        fill = fill.expiration(t);
+    }
     statements
         .iter()
         .map(|s| {
-            let s = s
-                .replace("{{name}}", name)
-                .replace("{{username}}", name)
-                .replace("{{password}}", "[password]")
-                .replace("{{expiration}}", &expiration);
+            let s = fill.apply(s);
             if s.trim_start().starts_with("ERROR") {
                 Err(Error::new(format!("statement failed: {s}")))
             } else {
@@ -81,14 +69,6 @@ fn run(
             }
         })
         .collect()
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 impl InMemoryV4 {
@@ -159,16 +139,12 @@ impl Database for InMemoryV4 {
     ) -> Result<(String, Secret)> {
         let password = self.generate_credentials().await?;
         // credsutil's shape: v-<display>-<role>-<20 random>-<unix seconds>, at most 63 bytes.
-        let random = self.generate_credentials().await?;
-        let username = format!(
-            "v-{}-{}-{}{}-{}",
-            truncate(&names.display_name, 8),
-            truncate(&names.role_name, 8),
-            &random.expose()[4..],
-            &self.generate_credentials().await?.expose()[16..],
-            OffsetDateTime::now_utc().unix_timestamp()
-        );
-        let username = truncate(&username, 63).to_owned();
+        let username = UsernameGenerator::new()
+            .display_name(&names.display_name, 8)
+            .role_name(&names.role_name, 8)
+            .separator("-")
+            .max_length(63)
+            .generate();
         let mut guard = self.table()?;
         with_table(&mut guard, |t| {
             let ran = run(&statements.creation, &username, Some(expiration))?;

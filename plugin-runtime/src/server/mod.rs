@@ -4,6 +4,7 @@ mod env;
 mod io;
 mod listener;
 mod process;
+mod secrets;
 mod services;
 mod tls;
 pub(crate) mod unwrap;
@@ -61,6 +62,7 @@ pub struct Server<F> {
     factory: F,
     version: String,
     multiplexing: bool,
+    secret_keys: Vec<String>,
 }
 
 /// Serves `factory` with the default settings; see [`Server`].
@@ -68,7 +70,7 @@ pub fn serve<F: DatabaseFactory>(factory: F) -> ExitCode {
     Server::new(factory).serve()
 }
 
-/// Why [`Server::run`] stopped with an error.
+/// Why serving stopped with an error (logged by [`Server::serve`] before it exits 1).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
@@ -109,7 +111,22 @@ impl<F: DatabaseFactory> Server<F> {
             factory,
             version: String::new(),
             multiplexing: true,
+            secret_keys: default_secret_keys(),
         }
+    }
+
+    /// Config keys whose values are secret (default: `password`, `private_key`): they are
+    /// replaced by `[key]` (`[password]` for the password) in every error the plugin returns,
+    /// along with the password as it appears URL-escaped, the rendered `connection_url`, and
+    /// the passwords of the request being answered.
+    #[must_use]
+    pub fn secret_config_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.secret_keys = keys.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The version reported to the host's version probe, as `v<semver>` (a missing `v` is
@@ -139,6 +156,7 @@ impl<F: DatabaseFactory> Server<F> {
             factory,
             version,
             multiplexing,
+            secret_keys,
         } = self;
         serve_process(App {
             versions: if multiplexing { &[5, 6] } else { &[5] },
@@ -149,10 +167,19 @@ impl<F: DatabaseFactory> Server<F> {
                 routes.add_service(DatabaseServer::new(v5::DatabaseService::new(
                     factory,
                     multiplexing,
+                    secret_keys,
                 )));
             }),
         })
     }
+}
+
+/// `password` and `private_key`.
+pub(crate) fn default_secret_keys() -> Vec<String> {
+    secrets::DEFAULT_SECRET_KEYS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect()
 }
 
 /// What differs between the v5 and v4 processes.

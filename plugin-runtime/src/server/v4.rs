@@ -9,12 +9,15 @@ use futures_util::FutureExt;
 use time::OffsetDateTime;
 use tonic::{Code, Request, Response, Status};
 
+use crate::toolkit::sanitize::Sanitizer;
 use crate::v4::{Database, Statements, StaticUserConfig, UsernameConfig};
 use crate::{ConfigMap, Error, ErrorKind, Secret};
 
 /// The instance behind the v4 service.
 pub(crate) struct DatabaseService<D> {
     db: D,
+    secret_keys: Vec<String>,
+    sanitizer: std::sync::RwLock<Sanitizer>,
 }
 
 impl<D> std::fmt::Debug for DatabaseService<D> {
@@ -24,23 +27,31 @@ impl<D> std::fmt::Debug for DatabaseService<D> {
 }
 
 impl<D: Database> DatabaseService<D> {
-    pub(crate) fn new(db: D) -> Self {
-        DatabaseService { db }
-    }
-}
-
-/// `A1a-` + 16 base62 characters: credsutil's `RandomAlphaNumeric(20, true)`.
-pub(crate) fn default_password() -> Secret {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::from("A1a-");
-    while out.len() < 20 {
-        // Rejection sampling as the SDK's base62: only bytes below 248 (= 4 × 62).
-        let b: u8 = rand::random();
-        if b < 248 {
-            out.push(ALPHABET[usize::from(b % 62)] as char);
+    pub(crate) fn new(db: D, secret_keys: Vec<String>) -> Self {
+        DatabaseService {
+            db,
+            secret_keys,
+            sanitizer: std::sync::RwLock::new(Sanitizer::new()),
         }
     }
-    Secret::new(out)
+
+    /// The status for a plugin error: secrets removed (the config's and the request's).
+    fn fail(&self, err: Error, request_secrets: &[&Secret]) -> Status {
+        let sanitizer = self
+            .sanitizer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        status(super::secrets::clean(&sanitizer, request_secrets, err))
+    }
+
+    fn set_config(&self, config: &ConfigMap) {
+        *self
+            .sanitizer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            super::secrets::config_sanitizer(config, &self.secret_keys);
+    }
 }
 
 /// The v4 Go server returns the plugin's error as is: gRPC `Unknown` with its text.
@@ -52,12 +63,10 @@ fn status(e: Error) -> Status {
     Status::new(code, e.to_string())
 }
 
-async fn guarded<T>(fut: impl Future<Output = crate::Result<T>>) -> Result<T, Status> {
+async fn guarded<T>(fut: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
     match AssertUnwindSafe(fut).catch_unwind().await {
-        Ok(result) => result.map_err(status),
-        Err(_) => Err(Status::internal(
-            "the plugin panicked while handling the call",
-        )),
+        Ok(result) => result,
+        Err(_) => Err(Error::new("the plugin panicked while handling the call")),
     }
 }
 
@@ -109,7 +118,9 @@ fn config_to_json(config: &ConfigMap) -> Result<Vec<u8>, Status> {
 #[tonic::async_trait]
 impl<D: Database> pb::database_server::Database for DatabaseService<D> {
     async fn r#type(&self, _: Request<pb::Empty>) -> Result<Response<pb::TypeResponse>, Status> {
-        let name = guarded(self.db.type_name()).await?;
+        let name = guarded(self.db.type_name())
+            .await
+            .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::TypeResponse { r#type: name }))
     }
 
@@ -129,7 +140,8 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
             username_config,
             expiration,
         ))
-        .await?;
+        .await
+        .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::CreateUserResponse {
             username,
             password: password.expose().to_owned(),
@@ -146,7 +158,8 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
             self.db
                 .renew_user(statements(req.statements), req.username, expiration),
         )
-        .await?;
+        .await
+        .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -159,7 +172,8 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
             self.db
                 .revoke_user(statements(req.statements), req.username),
         )
-        .await?;
+        .await
+        .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -168,7 +182,11 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
         request: Request<pb::RotateRootCredentialsRequest>,
     ) -> Result<Response<pb::RotateRootCredentialsResponse>, Status> {
         let req = request.into_inner();
-        let config = guarded(self.db.rotate_root_credentials(req.statements)).await?;
+        let config = guarded(self.db.rotate_root_credentials(req.statements))
+            .await
+            .map_err(|e| self.fail(e, &[]))?;
+        // Errors after a rotation must hide the new root password as well as the old one.
+        self.set_config(&config);
         Ok(Response::new(pb::RotateRootCredentialsResponse {
             config: config_to_json(&config)?,
         }))
@@ -180,7 +198,10 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
     ) -> Result<Response<pb::InitResponse>, Status> {
         let req = request.into_inner();
         let config = config_from_json(&req.config)?;
-        let saved = guarded(self.db.init(config, req.verify_connection)).await?;
+        self.set_config(&config);
+        let saved = guarded(self.db.init(config, req.verify_connection))
+            .await
+            .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::InitResponse {
             config: config_to_json(&saved)?,
         }))
@@ -189,6 +210,7 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
     async fn close(&self, _: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
         // The Go server ignores the plugin's Close error and always answers Empty.
         if let Err(e) = guarded(self.db.close()).await {
+            let e = self.fail(e, &[]);
             tracing::warn!(error = %e.message(), "closing the database failed");
         }
         Ok(Response::new(pb::Empty {}))
@@ -200,16 +222,18 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
     ) -> Result<Response<pb::SetCredentialsResponse>, Status> {
         let req = request.into_inner();
         let user = req.static_user_config.unwrap_or_default();
+        let new_password = Secret::from(user.password);
         let static_user = StaticUserConfig {
             username: user.username,
-            password: Secret::from(user.password),
+            password: new_password.clone(),
             create: user.create,
         };
         let (username, password) = guarded(
             self.db
                 .set_credentials(statements(req.statements), static_user),
         )
-        .await?;
+        .await
+        .map_err(|e| self.fail(e, &[&new_password]))?;
         Ok(Response::new(pb::SetCredentialsResponse {
             username,
             password: password.expose().to_owned(),
@@ -220,7 +244,9 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
         &self,
         _: Request<pb::Empty>,
     ) -> Result<Response<pb::GenerateCredentialsResponse>, Status> {
-        let password = guarded(self.db.generate_credentials()).await?;
+        let password = guarded(self.db.generate_credentials())
+            .await
+            .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::GenerateCredentialsResponse {
             password: password.expose().to_owned(),
         }))
@@ -233,7 +259,10 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
     ) -> Result<Response<pb::Empty>, Status> {
         let req = request.into_inner();
         let config = config_from_json(&req.config)?;
-        guarded(self.db.init(config, req.verify_connection)).await?;
+        self.set_config(&config);
+        guarded(self.db.init(config, req.verify_connection))
+            .await
+            .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::Empty {}))
     }
 }
@@ -241,14 +270,6 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_password_has_the_credsutil_shape() {
-        let p = default_password();
-        assert_eq!(p.expose().len(), 20);
-        assert!(p.expose().starts_with("A1a-"));
-        assert!(p.expose()[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
-    }
 
     #[test]
     fn deprecated_single_statements_fill_empty_lists() {

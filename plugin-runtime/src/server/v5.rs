@@ -17,16 +17,40 @@ use crate::database::{
     DeleteUserRequest, InitializeRequest, NewCredential, NewUserRequest, Statements,
     UpdateUserRequest, UsernameMetadata,
 };
+use crate::toolkit::sanitize::Sanitizer;
 use crate::{Error, Secret};
+
+use super::secrets;
 
 /// The gRPC metadata key carrying the connection id.
 pub(crate) const MULTIPLEX_ID_KEY: &str = "multiplex_id";
+
+/// A plugin instance and what its errors must not contain.
+struct Instance<D> {
+    db: D,
+    sanitizer: std::sync::RwLock<Sanitizer>,
+}
+
+impl<D> Instance<D> {
+    fn sanitizer(&self) -> Sanitizer {
+        self.sanitizer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The status for an error of this instance: secrets removed, then the Go prefix.
+    fn fail(&self, err: Error, request_secrets: &[&Secret], prefix: &str) -> Status {
+        secrets::clean(&self.sanitizer(), request_secrets, err).into_status(prefix)
+    }
+}
 
 /// One instance per multiplex id (or a single one when multiplexing is off).
 pub(crate) struct DatabaseService<F: DatabaseFactory> {
     factory: F,
     multiplexed: bool,
-    instances: Mutex<HashMap<String, Arc<F::Database>>>,
+    secret_keys: Vec<String>,
+    instances: Mutex<HashMap<String, Arc<Instance<F::Database>>>>,
 }
 
 impl<F: DatabaseFactory> std::fmt::Debug for DatabaseService<F> {
@@ -42,10 +66,11 @@ fn unknown(message: impl Into<String>) -> Status {
 }
 
 impl<F: DatabaseFactory> DatabaseService<F> {
-    pub(crate) fn new(factory: F, multiplexed: bool) -> Self {
+    pub(crate) fn new(factory: F, multiplexed: bool, secret_keys: Vec<String>) -> Self {
         DatabaseService {
             factory,
             multiplexed,
+            secret_keys,
             instances: Mutex::new(HashMap::new()),
         }
     }
@@ -79,7 +104,7 @@ impl<F: DatabaseFactory> DatabaseService<F> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<F::Database>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Instance<F::Database>>>> {
         // A panic never happens while the lock is held (only map operations run under it),
         // but a poisoned map is still consistent, so keep serving.
         self.instances
@@ -87,13 +112,16 @@ impl<F: DatabaseFactory> DatabaseService<F> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get_or_create(&self, key: &str) -> Result<Arc<F::Database>, Status> {
+    fn get_or_create(&self, key: &str) -> Result<Arc<Instance<F::Database>>, Status> {
         let mut map = self.lock();
         if let Some(db) = map.get(key) {
             return Ok(db.clone());
         }
         let db = match std::panic::catch_unwind(AssertUnwindSafe(|| self.factory.create())) {
-            Ok(Ok(db)) => Arc::new(db),
+            Ok(Ok(db)) => Arc::new(Instance {
+                db,
+                sanitizer: std::sync::RwLock::new(Sanitizer::new()),
+            }),
             Ok(Err(e)) => return Err(e.into_status("unable to create database instance")),
             Err(_) => {
                 return Err(Status::internal(
@@ -106,7 +134,7 @@ impl<F: DatabaseFactory> DatabaseService<F> {
         Ok(db)
     }
 
-    fn get(&self, key: &str) -> Result<Arc<F::Database>, Status> {
+    fn get(&self, key: &str) -> Result<Arc<Instance<F::Database>>, Status> {
         if !self.multiplexed {
             return self.get_or_create(key);
         }
@@ -173,10 +201,18 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         let db = self.get_or_create(&key)?;
         let req = request.into_inner();
         let config = struct_to_map(req.config_data);
-        let response =
-            guarded(db.initialize(InitializeRequest::new(config, req.verify_connection)))
-                .await
-                .map_err(|e| e.into_status("failed to initialize"))?;
+        // Rebuilt before the call, so a failing Initialize that echoes the new password is
+        // cleaned too.
+        *db.sanitizer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            secrets::config_sanitizer(&config, &self.secret_keys);
+        let response = guarded(
+            db.db
+                .initialize(InitializeRequest::new(config, req.verify_connection)),
+        )
+        .await
+        .map_err(|e| db.fail(e, &[], "failed to initialize"))?;
         let config_data = map_to_struct(response.config)
             .map_err(|e| Status::internal(format!("failed to marshal new config to JSON: {e}")))?;
         Ok(Response::new(pb::InitializeResponse {
@@ -198,9 +234,10 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
             None => zero_time(),
         };
         let db = self.get(&key)?;
+        let password = Secret::from(req.password);
         let credential =
             match CredentialType::from_wire(req.credential_type).map_err(|e| e.into_status(""))? {
-                CredentialType::Password => NewCredential::Password(Secret::from(req.password)),
+                CredentialType::Password => NewCredential::Password(password.clone()),
                 CredentialType::RsaPrivateKey => NewCredential::RsaPublicKey(req.public_key),
                 CredentialType::ClientCertificate => NewCredential::ClientCertificate {
                     subject: req.subject,
@@ -216,9 +253,9 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
             credential,
             expiration,
         };
-        let response = guarded(db.new_user(request))
+        let response = guarded(db.db.new_user(request))
             .await
-            .map_err(|e| e.into_status("unable to create new user"))?;
+            .map_err(|e| db.fail(e, &[&password], "unable to create new user"))?;
         Ok(Response::new(pb::NewUserResponse {
             username: response.username,
         }))
@@ -268,6 +305,13 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         let credential_type =
             CredentialType::from_wire(req.credential_type).map_err(|e| e.into_status(""))?;
         let db = self.get(&key)?;
+        let mut request_secrets: Vec<Secret> = Vec::new();
+        if let Some(p) = &password {
+            request_secrets.push(p.new_password.clone());
+        }
+        if !req.self_managed_password.is_empty() {
+            request_secrets.push(Secret::new(req.self_managed_password.clone()));
+        }
         let request = UpdateUserRequest {
             username: req.username,
             credential_type,
@@ -278,9 +322,10 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
                 .filter(|p| !p.is_empty())
                 .map(Secret::from),
         };
-        guarded(db.update_user(request))
+        let request_secrets: Vec<&Secret> = request_secrets.iter().collect();
+        guarded(db.db.update_user(request))
             .await
-            .map_err(|e| e.into_status("unable to update user"))?;
+            .map_err(|e| db.fail(e, &request_secrets, "unable to update user"))?;
         Ok(Response::new(pb::UpdateUserResponse {}))
     }
 
@@ -298,9 +343,9 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
             username: req.username,
             statements: statements(req.statements),
         };
-        guarded(db.delete_user(request))
+        guarded(db.db.delete_user(request))
             .await
-            .map_err(|e| e.into_status("unable to delete user"))?;
+            .map_err(|e| db.fail(e, &[], "unable to delete user"))?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
 
@@ -310,18 +355,18 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
     ) -> Result<Response<pb::TypeResponse>, Status> {
         let key = self.key(&request)?;
         let db = self.get_or_create(&key)?;
-        let name = guarded(db.type_name())
+        let name = guarded(db.db.type_name())
             .await
-            .map_err(|e| e.into_status("unable to retrieve type"))?;
+            .map_err(|e| db.fail(e, &[], "unable to retrieve type"))?;
         Ok(Response::new(pb::TypeResponse { r#type: name }))
     }
 
     async fn close(&self, request: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
         let key = self.key(&request)?;
         let db = self.get(&key)?;
-        guarded(db.close())
+        guarded(db.db.close())
             .await
-            .map_err(|e| e.into_status("unable to close database plugin"))?;
+            .map_err(|e| db.fail(e, &[], "unable to close database plugin"))?;
         let mut map = self.lock();
         if map.get(&key).is_some_and(|d| Arc::ptr_eq(d, &db)) {
             map.remove(&key);
@@ -370,7 +415,11 @@ mod tests {
     }
 
     fn service() -> DatabaseService<fn() -> Probe> {
-        DatabaseService::new(Probe::default as fn() -> Probe, true)
+        DatabaseService::new(
+            Probe::default as fn() -> Probe,
+            true,
+            vec!["password".into()],
+        )
     }
 
     #[tokio::test]

@@ -8,7 +8,9 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::launch::{self, Launch, Started, Stopped};
-use crate::rpc::{self, Db};
+use dbplugin::testkit::DatabaseClient;
+
+use crate::rpc;
 use crate::ui::{self, Progress};
 
 /// What `check` was asked to do.
@@ -483,7 +485,6 @@ async fn check_v4_host(launch: &Launch, is_v4: bool, r: &mut Results, streams: &
                 plugin.handshake.network(),
                 plugin.handshake.address(),
                 None,
-                false,
             )
             .await
             {
@@ -666,7 +667,7 @@ async fn session(
     );
     r.judge("tls-alpn-h2", check_alpn(&plugin).await);
 
-    let channel = match plugin.channel(false).await {
+    let channel = match plugin.channel().await {
         Ok(c) => c,
         Err(e) => {
             let why = format!("not reached: cannot open gRPC over TLS: {e}");
@@ -724,7 +725,7 @@ async fn session(
         );
         r.skip("multiplex-isolation", "v4 plugins are not multiplexed");
     } else {
-        let db = Db::new(channel.clone(), Some(rpc::multiplex_id()));
+        let db = DatabaseClient::new(channel.clone(), Some(&rpc::multiplex_id()));
         r.judge(
             "database-type",
             match db.type_name().await {
@@ -853,14 +854,13 @@ async fn check_isolation(
     config: &serde_json::Map<String, serde_json::Value>,
     multiplexed: bool,
 ) -> Result<String, String> {
-    let a = Db::new(channel.clone(), Some(rpc::multiplex_id()));
-    let b = Db::new(channel.clone(), Some(rpc::multiplex_id()));
-    let c = Db::new(channel.clone(), Some(rpc::multiplex_id()));
+    let id = || DatabaseClient::new(channel.clone(), Some(&rpc::multiplex_id()));
+    let (a, b, c) = (id(), id(), id());
     for (name, db) in [("A", &a), ("B", &b)] {
         db.type_name()
             .await
             .map_err(|e| format!("Type on id {name}: {}", status_text(&e)))?;
-        db.initialize(config, false).await.map_err(|e| {
+        db.initialize(serde_json::Value::Object(config.clone()), false).await.map_err(|e| {
             format!(
                 "Initialize on id {name} with {} and verify_connection=false failed ({}); pass --config with a config the plugin accepts",
                 serde_json::Value::Object(config.clone()),
@@ -880,7 +880,7 @@ async fn check_isolation(
         let expiration = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
         refused(
             "NewUser on a never-initialized id C",
-            c.new_user("check", &rpc::password(), &[], expiration)
+            c.new_user_with_password("check", &rpc::password(), &[], expiration)
                 .await
                 .map(|_| ()),
         )?;

@@ -1,12 +1,15 @@
 //! `demo`: one full credential lifecycle against a plugin, as Vault would drive it.
 
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use dbplugin::testkit::{self, ClientCertificate, DatabaseClient, PluginProcess};
 use serde::Serialize;
+use tonic::transport::Channel;
 
-use crate::launch::Launch;
-use crate::rpc::{self, Db, timed};
+use crate::launch;
+use crate::rpc::{self, timed};
 use crate::ui::{self, Progress};
 
 /// The default creation statement (PostgreSQL syntax; the in-memory plugin records it).
@@ -127,73 +130,85 @@ pub(crate) async fn run(opts: Options) -> bool {
 }
 
 async fn lifecycle(opts: &Options, rec: &mut Recorder) {
-    let launch = Launch::v5(&opts.plugin, &opts.args);
+    let cert = ClientCertificate::generate();
+    let host = launch::host(&opts.plugin, &opts.args).client_certificate(cert.clone());
     let progress = Progress::start(format!("starting {}", opts.plugin.display()), opts.json);
-    let started = launch.start().await;
+    let (started, latency) = timed(host.start()).await;
     progress.finish();
-    let latency = started.as_ref().map(|s| s.startup).unwrap_or_default();
-    let started = started.and_then(|s| match s.handshake.app_version() {
-        Some(5 | 6) => Ok(s),
-        Some(3 | 4) => Err(format!(
-            "this is a v4 plugin (it answered protocol {} to a v5 host); demo drives the v5 protocol",
-            s.handshake.app_version().unwrap_or_default()
-        )),
-        _ => Err(format!("unusable handshake line {:?}", s.handshake.line)),
-    });
-    let Some(plugin) = rec.record("Start (handshake)", started, latency, |s| {
+    let started = started
+        .map_err(|e| e.to_string())
+        .and_then(|p| match p.handshake().app_version {
+            5 | 6 => Ok(p),
+            // Dropping the process kills it, as the host does after a rejected handshake.
+            v @ (3 | 4) => Err(format!(
+                "this is a v4 plugin (it answered protocol {v} to a v5 host); demo drives the v5 protocol"
+            )),
+            v => Err(format!("unusable protocol version {v} in the handshake")),
+        });
+    let Some(plugin) = rec.record("Start (handshake)", started, latency, |p| {
+        let h = p.handshake();
         format!(
             "pid {}, protocol {}, {} {}, AutoMTLS with a P-521 host certificate",
-            s.pid().unwrap_or_default(),
-            s.handshake.app_version().unwrap_or_default(),
-            s.handshake.network(),
-            s.handshake.address()
+            p.pid().unwrap_or_default(),
+            h.app_version,
+            h.network,
+            h.address
         )
     }) else {
         return;
     };
-    let (channel, latency) = timed(plugin.channel(true)).await;
+    // The test host has already dialled once while starting (that connection carries the
+    // probes and Shutdown); this step times a dial of its own, with the same host
+    // certificate, and the lifecycle's calls use it.
+    let (channel, latency) = timed(testkit::connect(plugin.handshake(), Some(&cert))).await;
     let Some(channel) = rec.record("Connect (TLS, h2)", channel, latency, |_| {
         "mutual TLS, ALPN h2, pinned to the handshake certificate".into()
     }) else {
-        plugin.kill().await;
+        let _ = plugin.kill().await;
         return;
     };
-    steps(opts, rec, &channel).await;
-    let (stopped, latency) = timed(plugin.shutdown(Some(channel))).await;
-    let outcome = match (&stopped.rpc, stopped.status) {
-        (None, _) => Err("Shutdown did not answer within 3 s".to_owned()),
-        (_, Some(status)) if status.success() && !stopped.killed => Ok(status),
-        (_, Some(status)) if stopped.killed => Err(format!(
-            "the process did not exit within 2 s and was killed ({status})"
+    steps(opts, rec, &plugin, channel).await;
+    let (stopped, latency) = timed(plugin.shutdown_within(launch::SHUTDOWN_RPC_TIMEOUT)).await;
+    let outcome = match stopped {
+        Err(e) => Err(e.to_string()),
+        Ok((false, _)) => Err(format!(
+            "Shutdown did not answer within {} s",
+            launch::SHUTDOWN_RPC_TIMEOUT.as_secs()
         )),
-        (_, Some(status)) => Err(format!("the process exited with {status}")),
-        (_, None) => Err("the exit status is unknown".into()),
+        Ok((true, status)) if status.success() => Ok(status),
+        Ok((true, status)) if status.signal() == Some(9) => Err(format!(
+            "the process did not exit within {} s and was killed ({status})",
+            launch::EXIT_GRACE.as_secs()
+        )),
+        Ok((true, status)) => Err(format!("the process exited with {status}")),
     };
     rec.record("Shutdown", outcome, latency, |s| {
         format!("process exited ({s})")
     });
 }
 
-async fn steps(opts: &Options, rec: &mut Recorder, channel: &tonic::transport::Channel) {
-    let (out, latency) = timed(rpc::multiplexing(channel)).await;
-    let out = match out {
-        Err(e) if e.code() == tonic::Code::Unimplemented => Ok(false),
-        other => other.map_err(|e| status(&e)),
-    };
+/// The lifecycle's calls; `channel` is dropped at the end, before `Shutdown`.
+async fn steps(opts: &Options, rec: &mut Recorder, plugin: &PluginProcess, channel: Channel) {
+    let (out, latency) = timed(plugin.multiplexing_supported()).await;
     if rec
-        .record("MultiplexingSupport", out, latency, |m| {
-            if *m {
-                "multiplexed: one process serves many connections".into()
-            } else {
-                "not multiplexed: one process per connection".into()
-            }
-        })
+        .record(
+            "MultiplexingSupport",
+            out.map_err(|e| status(&e)),
+            latency,
+            |m| {
+                if *m {
+                    "multiplexed: one process serves many connections".into()
+                } else {
+                    "not multiplexed: one process per connection".into()
+                }
+            },
+        )
         .is_none()
     {
         return;
     }
     let id = rpc::multiplex_id();
-    let db = Db::new(channel.clone(), Some(id.clone()));
+    let db = DatabaseClient::new(channel, Some(&id));
     let (out, latency) = timed(db.type_name()).await;
     if rec
         .record("Type", out.map_err(|e| status(&e)), latency, |t| {
@@ -203,7 +218,8 @@ async fn steps(opts: &Options, rec: &mut Recorder, channel: &tonic::transport::C
     {
         return;
     }
-    let (out, latency) = timed(db.initialize(&opts.config, true)).await;
+    let config = serde_json::Value::Object(opts.config.clone());
+    let (out, latency) = timed(db.initialize(config, true)).await;
     if rec
         .record("Initialize", out.map_err(|e| status(&e)), latency, |c| {
             let keys: Vec<&str> = c.keys().map(String::as_str).collect();
@@ -222,8 +238,10 @@ async fn steps(opts: &Options, rec: &mut Recorder, channel: &tonic::transport::C
     }
     let now = time::OffsetDateTime::now_utc();
     let expiration = now + time::Duration::hours(1);
+    let statements: Vec<&str> = opts.statements.iter().map(String::as_str).collect();
     let (out, latency) =
-        timed(db.new_user(&opts.role, &rpc::password(), &opts.statements, expiration)).await;
+        timed(db.new_user_with_password(&opts.role, &rpc::password(), &statements, expiration))
+            .await;
     let Some(username) = rec.record("NewUser", out.map_err(|e| status(&e)), latency, |u| {
         format!(
             "username {u:?}, password [redacted], expires {}",
@@ -261,7 +279,7 @@ async fn steps(opts: &Options, rec: &mut Recorder, channel: &tonic::transport::C
         })
         .is_some();
     if ok {
-        let (out, latency) = timed(rpc::version(channel)).await;
+        let (out, latency) = timed(plugin.version()).await;
         let out = match out {
             Err(e) if e.code() == tonic::Code::Unimplemented => Ok(String::new()),
             other => other.map_err(|e| status(&e)),

@@ -1,9 +1,14 @@
-//! Launching a plugin binary the way Vault and OpenBao do, with every observation kept.
+//! Launching a plugin binary the way Vault and OpenBao do.
 //!
-//! Unlike `dbplugin::testkit::Host`, a launch here keeps the raw handshake line, parses it
-//! leniently (so that one broken rule does not hide the others), and dials with a TLS
-//! configuration the caller chooses (with or without a client certificate, ALPN enforced
-//! or only observed).
+//! `demo`, `register` and `oci` use the runtime's test host (`dbplugin::testkit::Host`,
+//! see [`host`]): it behaves as Vault does. `check` uses [`Launch`] instead, on purpose,
+//! because it must observe what that host refuses: a launch here keeps the raw handshake
+//! line and parses it leniently (a padded certificate must fail only
+//! `handshake-cert-encoding`, not hide the TLS and service rules), dials with or without
+//! the host's client certificate (`tls-client-cert-required`), observes ALPN instead of
+//! requiring `h2` (`tls-alpn-h2`), runs a launch without the cookie to its exit with all of
+//! stdout and stderr (`cookie`), limits the `Shutdown` RPC and records whether the process
+//! had to be killed (`shutdown`, and the cut last stderr line for `stderr-hclog`).
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -12,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use dbplugin::testkit::ClientCertificate;
+use dbplugin::testkit::{ClientCertificate, Host};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
@@ -33,7 +38,38 @@ load any plugins automatically\n";
 /// How long to wait for the handshake line (go-plugin waits a minute; we are impatient).
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A launch of a plugin binary.
+/// The `VAULT_VERSION` our launches announce.
+const VAULT_VERSION: &str = "1.21.0";
+
+/// A v5 host's launch with the runtime's test host, which behaves as Vault does (strict
+/// handshake parsing, a TLS dial that requires ALPN `h2`): versions `5,6`, AutoMTLS, and the
+/// environment Vault adds. `demo` and `register` launch plugins this way; only `check`
+/// uses [`Launch`], because it must observe what the test host refuses.
+pub(crate) fn host(program: &Path, args: &[String]) -> Host {
+    args.iter().fold(
+        Host::new(program)
+            .start_timeout(START_TIMEOUT)
+            .env("VAULT_VERSION", VAULT_VERSION)
+            .env("VAULT_PLUGIN_AUTOMTLS_ENABLED", "true")
+            .env("VAULT_PLUGIN_METADATA_MODE", "false"),
+        |host, arg| host.arg(arg),
+    )
+}
+
+/// A v5 host's launch in metadata mode, as at registration.
+pub(crate) fn metadata_host(program: &Path, args: &[String]) -> Host {
+    host(program, args).env("VAULT_PLUGIN_METADATA_MODE", "true")
+}
+
+/// A v4 host's metadata-mode launch: versions `3,4`, no `PLUGIN_CLIENT_CERT`, plaintext gRPC.
+pub(crate) fn v4_metadata_host(program: &Path, args: &[String]) -> Host {
+    metadata_host(program, args)
+        .protocol_versions("3,4")
+        .auto_mtls(false)
+        .env("VAULT_PLUGIN_AUTOMTLS_ENABLED", "false")
+}
+
+/// A launch of a plugin binary, for `check`.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {
     pub(crate) program: PathBuf,
@@ -72,7 +108,7 @@ impl Launch {
             .env("PLUGIN_PROTOCOL_VERSIONS", &self.versions)
             .env("PLUGIN_MIN_PORT", "10000")
             .env("PLUGIN_MAX_PORT", "25000")
-            .env("VAULT_VERSION", "1.21.0")
+            .env("VAULT_VERSION", VAULT_VERSION)
             .env("VAULT_PLUGIN_METADATA_MODE", bool_str(self.metadata_mode))
             .env("VAULT_PLUGIN_AUTOMTLS_ENABLED", bool_str(self.auto_mtls))
             .stdin(Stdio::null())
@@ -188,7 +224,8 @@ pub(crate) struct Exited {
     pub(crate) stderr: String,
 }
 
-/// The handshake line, split but not judged.
+/// The handshake line, split but not judged (`testkit::Handshake::parse` refuses a padded
+/// certificate or a short line, which `check` must report rule by rule).
 #[derive(Debug, Clone)]
 pub(crate) struct Handshake {
     pub(crate) line: String,
@@ -285,21 +322,11 @@ impl Started {
         client_config(with_client_cert.then_some(cert), server).map(|c| Some(Arc::new(c)))
     }
 
-    /// A gRPC channel to the plugin. With `strict_alpn`, a TLS connection without ALPN
-    /// `h2` fails as it does with grpc-go.
-    pub(crate) async fn channel(&self, strict_alpn: bool) -> Result<Channel, String> {
+    /// A gRPC channel to the plugin, with the host certificate, whatever ALPN the server
+    /// selects (`tls-alpn-h2` judges that; the other rules are still observed).
+    pub(crate) async fn channel(&self) -> Result<Channel, String> {
         let tls = self.tls(true)?;
-        channel(
-            self.handshake.network(),
-            self.handshake.address(),
-            tls,
-            strict_alpn,
-        )
-        .await
-    }
-
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.child.id()
+        channel(self.handshake.network(), self.handshake.address(), tls).await
     }
 
     /// The host's kill sequence, with a limit on the `Shutdown` RPC.
@@ -360,7 +387,9 @@ impl Started {
 }
 
 /// The host's TLS client configuration: pinned server certificate for the name
-/// `localhost`, the host certificate (when given), ALPN `h2` offered.
+/// `localhost`, the host certificate (when given), ALPN `h2` offered. The test host's own
+/// configuration is private and always carries the client certificate; `check` also dials
+/// without one (`tls-client-cert-required`), so it builds its own.
 pub(crate) fn client_config(
     cert: Option<&ClientCertificate>,
     server_der: Vec<u8>,
@@ -455,7 +484,8 @@ impl std::fmt::Debug for Dialled {
     }
 }
 
-/// Opens the announced address, with TLS when a configuration is given.
+/// Opens the announced address, with TLS when a configuration is given. Unlike the test
+/// host's dial it does not require ALPN `h2`: it reports what the server selected.
 pub(crate) async fn dial(
     network: &str,
     address: &str,
@@ -487,12 +517,13 @@ pub(crate) async fn dial(
     })
 }
 
-/// A gRPC channel over [`dial`].
+/// A gRPC channel over [`dial`]. Unlike `testkit::connect`, it accepts a TLS connection
+/// without ALPN `h2` (grpc-go would refuse it) so that `check` can still judge the services,
+/// and it bounds every call to 30 s (a host bounds them with the caller's context).
 pub(crate) async fn channel(
     network: &str,
     address: &str,
     tls: Option<Arc<rustls::ClientConfig>>,
-    strict_alpn: bool,
 ) -> Result<Channel, String> {
     let network = network.to_owned();
     let address = address.to_owned();
@@ -501,18 +532,13 @@ pub(crate) async fn channel(
         let address = address.clone();
         let tls = tls.clone();
         async move {
-            let is_tls = tls.is_some();
             let dialled = dial(&network, &address, tls).await?;
-            if strict_alpn && is_tls && dialled.alpn.as_deref() != Some(b"h2") {
-                return Err(std::io::Error::other(
-                    "credentials: cannot check peer: missing selected ALPN property",
-                ));
-            }
             Ok::<_, std::io::Error>(TokioIo::new(dialled.stream))
         }
     });
     Endpoint::from_static("http://unused")
         .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
         .connect_with_connector(connector)
         .await
         .map_err(|e| {

@@ -4,6 +4,8 @@
 //!   launched exactly as Vault launches it, with a readable transcript.
 //! - `check PATH`: a conformance report for any database plugin binary, Rust or Go.
 //! - `register PATH --name N`: the binary's SHA-256 and the exact `vault`/`bao` commands.
+//! - `oci PATH --name N`: an OCI image layout of the binary (no container engine needed),
+//!   the commands to push it and OpenBao's `plugin` stanza.
 //!
 //! See the crate's README for examples.
 
@@ -16,6 +18,7 @@ mod check;
 mod demo;
 mod launch;
 mod locate;
+mod oci;
 mod register;
 mod rpc;
 mod ui;
@@ -91,6 +94,30 @@ enum Command {
         /// verify_connection=false).
         #[arg(long, value_name = "JSON", default_value = "{}")]
         config: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Package a plugin binary as an OCI image layout (reproducible, no container engine)
+    /// and print the commands to push it and OpenBao's `plugin` stanza.
+    Oci {
+        /// The plugin binary.
+        path: PathBuf,
+        /// The plugin's name in OpenBao's `plugin "database" "<name>"` block.
+        #[arg(long)]
+        name: String,
+        /// The version, also the image tag (default: what the plugin's version RPC reports).
+        #[arg(long, value_name = "vX.Y.Z")]
+        version: Option<String>,
+        /// The image repository to push to (default: registry.example.com/NAME).
+        #[arg(long, value_name = "REF")]
+        image: Option<String>,
+        /// The OCI image layout directory to write (default: ./NAME-oci).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Also write the layout as one tar (for `skopeo copy oci-archive:`).
+        #[arg(long, value_name = "FILE")]
+        tar: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -205,5 +232,22 @@ fn main() -> ExitCode {
                 json,
             })))
         }
+        Command::Oci {
+            path,
+            name,
+            version,
+            image,
+            out,
+            tar,
+            json,
+        } => exit(runtime.block_on(oci::run(oci::Options {
+            plugin: path,
+            name,
+            version,
+            image,
+            out,
+            tar,
+            json,
+        }))),
     }
 }

@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::launch::Launch;
-use crate::rpc::{self, Db};
+use std::time::Duration;
+
+use dbplugin::testkit::PluginProcess;
+
+use crate::launch;
+use crate::rpc;
 use crate::ui::{self, Progress};
 
 /// What `register` was asked to do.
@@ -72,103 +76,130 @@ pub(crate) fn shell_quote(s: &str) -> String {
     }
 }
 
-struct Probed {
-    version: Option<String>,
-    config_keys: Vec<String>,
-    notes: Vec<String>,
+/// What the plugin said about its version.
+#[derive(Debug, Default)]
+pub(crate) struct VersionProbe {
+    pub(crate) version: Option<String>,
+    /// It answered protocol 3 or 4 to a v5 host.
+    pub(crate) v4: bool,
+    pub(crate) notes: Vec<String>,
 }
 
-/// Asks the plugin for its version (metadata-mode launch, as at registration) and for the
-/// config keys it stores from `Initialize` with the given config and
-/// `verify_connection=false`.
-async fn probe(opts: &Options) -> Probed {
-    let mut notes = Vec::new();
-    let mut version = None;
-    let mut v4 = false;
-    let mut metadata = Launch::v5(&opts.plugin, &opts.args);
-    metadata.metadata_mode = true;
-    match metadata.start().await {
-        Err(e) => notes.push(format!("the plugin did not start: {e}")),
+/// How long to wait for a probe's RPC (the host uses the caller's context).
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn ask_version(plugin: &PluginProcess, notes: &mut Vec<String>) -> Option<String> {
+    match tokio::time::timeout(RPC_TIMEOUT, plugin.version()).await {
+        Ok(Ok(v)) if !v.is_empty() => return Some(v),
+        Ok(Ok(_)) => notes.push("the plugin reports no version".into()),
+        Ok(Err(e)) => notes.push(format!("the version probe failed: {}", e.message())),
+        Err(_) => notes.push(format!(
+            "the version probe did not answer within {} s",
+            RPC_TIMEOUT.as_secs()
+        )),
+    }
+    None
+}
+
+/// Asks the plugin for its version as Vault does at registration: a metadata-mode launch
+/// (for a v4 plugin, a v4 host's metadata-mode launch).
+pub(crate) async fn probe_version(program: &Path, args: &[String]) -> VersionProbe {
+    let mut probe = VersionProbe::default();
+    match launch::metadata_host(program, args).start().await {
+        Err(e) => probe.notes.push(format!("the plugin did not start: {e}")),
+        Ok(plugin) if matches!(plugin.handshake().app_version, 3 | 4) => {
+            probe.v4 = true;
+            let _ = plugin.kill().await;
+        }
         Ok(plugin) => {
-            if matches!(plugin.handshake.app_version(), Some(3 | 4)) {
-                v4 = true;
-                plugin.kill().await;
-            } else {
-                match plugin.channel(true).await {
-                    Err(e) => {
-                        notes.push(format!("cannot connect: {e}"));
-                        plugin.kill().await;
-                    }
-                    Ok(channel) => {
-                        match rpc::version(&channel).await {
-                            Ok(v) if !v.is_empty() => version = Some(v),
-                            Ok(_) => notes.push("the plugin reports no version".into()),
-                            Err(e) => {
-                                notes.push(format!("the version probe failed: {}", e.message()))
-                            }
-                        }
-                        plugin.shutdown(Some(channel)).await;
-                    }
-                }
+            probe.version = ask_version(&plugin, &mut probe.notes).await;
+            let _ = plugin.shutdown_within(launch::SHUTDOWN_RPC_TIMEOUT).await;
+        }
+    }
+    if probe.v4 {
+        match launch::v4_metadata_host(program, args).start().await {
+            Err(e) => probe.notes.push(format!("the plugin did not start: {e}")),
+            Ok(plugin) => {
+                probe.version = ask_version(&plugin, &mut probe.notes).await;
+                let _ = plugin.shutdown_within(launch::SHUTDOWN_RPC_TIMEOUT).await;
             }
         }
     }
-    let mut config_keys = Vec::new();
-    let connection = if v4 {
-        // A v4 host's metadata launch: plaintext, versions 3,4.
-        let mut launch = Launch::v5(&opts.plugin, &opts.args);
-        launch.versions = "3,4".into();
-        launch.auto_mtls = false;
-        launch.metadata_mode = true;
-        launch
-    } else {
-        Launch::v5(&opts.plugin, &opts.args)
-    };
-    match connection.start().await {
-        Err(e) => notes.push(format!("the plugin did not start: {e}")),
-        Ok(plugin) => match plugin.channel(true).await {
-            Err(e) => {
-                notes.push(format!("cannot connect: {e}"));
-                plugin.kill().await;
-            }
-            Ok(channel) => {
-                if v4 && version.is_none() {
-                    match rpc::version(&channel).await {
-                        Ok(v) if !v.is_empty() => version = Some(v),
-                        _ => notes.push("the plugin reports no version".into()),
-                    }
-                }
-                let stored = if v4 {
-                    rpc::v4_init(&channel, &opts.config, false).await
-                } else {
-                    let db = Db::new(channel.clone(), Some(rpc::multiplex_id()));
-                    let out = db.initialize(&opts.config, false).await;
-                    let _ = db.close().await;
-                    out
-                };
-                match stored {
-                    Ok(map) => {
-                        config_keys = map
-                            .into_iter()
-                            .map(|(k, _)| k)
-                            .filter(|k| k != dbplugin::SUPPORTED_CREDENTIAL_TYPES_KEY)
-                            .collect();
-                    }
-                    Err(e) => notes.push(format!(
-                        "Initialize with {} and verify_connection=false failed ({}); \
-                             the config keys are not known",
-                        serde_json::Value::Object(opts.config.clone()),
-                        e.message()
-                    )),
-                }
-                plugin.shutdown(Some(channel)).await;
+    probe
+}
+
+/// The version to use: `--version` (canonical; warned about when the plugin reports
+/// another), else the plugin's own when Vault accepts it. Returns it and its source.
+pub(crate) fn choose_version(
+    requested: Option<String>,
+    probed: VersionProbe,
+    notes: &mut Vec<String>,
+) -> (Option<String>, &'static str) {
+    notes.extend(probed.notes);
+    match (requested, probed.version) {
+        (Some(v), Some(reported)) if reported != v => {
+            notes.push(format!(
+                "the plugin reports {reported}: registering with -version={v} will fail with \
+                 \"plugin version mismatch\""
+            ));
+            (Some(v), "--version")
+        }
+        (Some(v), _) => (Some(v), "--version"),
+        (None, Some(reported)) => match canonical_version(&reported) {
+            Ok(v) if v == reported => (Some(v), "plugin"),
+            _ => {
+                notes.push(format!(
+                    "the plugin reports {reported:?}, which Vault will reject as a version; \
+                     pass --version"
+                ));
+                (None, "none")
             }
         },
+        (None, None) => (None, "none"),
     }
-    Probed {
-        version,
-        config_keys,
-        notes,
+}
+
+/// The config keys the plugin stores from `Initialize` with the given config and
+/// `verify_connection=false`, from a launch as Vault makes for a connection.
+async fn probe_config_keys(opts: &Options, v4: bool, notes: &mut Vec<String>) -> Vec<String> {
+    let host = if v4 {
+        launch::v4_metadata_host(&opts.plugin, &opts.args)
+    } else {
+        launch::host(&opts.plugin, &opts.args)
+    };
+    let plugin = match host.start().await {
+        Ok(p) => p,
+        Err(e) => {
+            notes.push(format!("the plugin did not start: {e}"));
+            return Vec::new();
+        }
+    };
+    let stored = if v4 {
+        rpc::v4_init(&plugin.channel(), &opts.config, false).await
+    } else {
+        let db = plugin.database(Some(&rpc::multiplex_id()));
+        let out = db
+            .initialize(serde_json::Value::Object(opts.config.clone()), false)
+            .await;
+        let _ = db.close().await;
+        out
+    };
+    let _ = plugin.shutdown_within(launch::SHUTDOWN_RPC_TIMEOUT).await;
+    match stored {
+        Ok(map) => map
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k != dbplugin::SUPPORTED_CREDENTIAL_TYPES_KEY)
+            .collect(),
+        Err(e) => {
+            notes.push(format!(
+                "Initialize with {} and verify_connection=false failed ({}); \
+                 the config keys are not known",
+                serde_json::Value::Object(opts.config.clone()),
+                e.message()
+            ));
+            Vec::new()
+        }
     }
 }
 
@@ -184,7 +215,11 @@ pub(crate) async fn run(opts: Options) -> bool {
         }
     };
     let progress = Progress::start(format!("probing {}", opts.plugin.display()), opts.json);
-    let probed = probe(&opts).await;
+    let mut notes = Vec::new();
+    let probed = probe_version(&opts.plugin, &opts.args).await;
+    let v4 = probed.v4;
+    let (version, version_source) = choose_version(requested, probed, &mut notes);
+    let config_keys = probe_config_keys(&opts, v4, &mut notes).await;
     let sha = hashing.await.map_err(|e| e.to_string()).and_then(|r| r);
     progress.finish();
     let sha = match sha {
@@ -193,28 +228,6 @@ pub(crate) async fn run(opts: Options) -> bool {
             anstream::eprintln!("{} {e}", ui::paint(ui::FAIL, "error:"));
             return false;
         }
-    };
-    let mut notes = probed.notes;
-    let (version, version_source) = match (&requested, &probed.version) {
-        (Some(v), Some(reported)) if reported != v => {
-            notes.push(format!(
-                "the plugin reports {reported}: registering with -version={v} will fail with \
-                 \"plugin version mismatch\""
-            ));
-            (Some(v.clone()), "--version")
-        }
-        (Some(v), _) => (Some(v.clone()), "--version"),
-        (None, Some(reported)) => match canonical_version(reported) {
-            Ok(v) if &v == reported => (Some(v), "plugin"),
-            _ => {
-                notes.push(format!(
-                    "the plugin reports {reported:?}, which Vault will reject as a version; \
-                     pass --version"
-                ));
-                (None, "none")
-            }
-        },
-        (None, None) => (None, "none"),
     };
     let command = opts
         .plugin
@@ -241,7 +254,7 @@ pub(crate) async fn run(opts: Options) -> bool {
         if let Some(v) = &version {
             config.push_str(&format!(" plugin_version={v}"));
         }
-        for key in &probed.config_keys {
+        for key in &config_keys {
             config.push_str(&format!(" {key}=<{key}>"));
         }
         config.push_str(" allowed_roles='*'");
@@ -256,7 +269,7 @@ pub(crate) async fn run(opts: Options) -> bool {
         version,
         version_source,
         args: opts.args.clone(),
-        config_keys: probed.config_keys.clone(),
+        config_keys,
         notes,
         vault,
         bao,

@@ -7,50 +7,16 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
-const CLI: &str = env!("CARGO_BIN_EXE_vault-dbplugin");
+mod common;
+use common::workspace;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the CLI lives in the workspace")
-        .to_path_buf()
-}
+const CLI: &str = env!("CARGO_BIN_EXE_vault-dbplugin");
 
 /// Builds the example and fixture binaries once (a no-op when they are up to date) and
 /// returns their paths by package name.
 fn binaries() -> &'static Vec<(String, PathBuf)> {
     static BINS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .current_dir(workspace())
-            .args([
-                "build",
-                "-p",
-                "inmem-plugin",
-                "-p",
-                "inmem-v4-plugin",
-                "-p",
-                "broken-plugin",
-                "--message-format=json-render-diagnostics",
-            ])
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
-        assert!(out.status.success(), "cargo build failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact")
-            .filter_map(|m| {
-                Some((
-                    m["target"]["name"].as_str()?.to_owned(),
-                    PathBuf::from(m["executable"].as_str()?),
-                ))
-            })
-            .collect()
-    })
+    BINS.get_or_init(|| common::cargo_build(&["inmem-plugin", "inmem-v4-plugin", "broken-plugin"]))
 }
 
 fn bin(name: &str) -> PathBuf {

@@ -183,6 +183,16 @@ pub struct UsernameMetadata {
     pub role_name: String,
 }
 
+impl UsernameMetadata {
+    /// Metadata with these names.
+    pub fn new(display_name: impl Into<String>, role_name: impl Into<String>) -> Self {
+        UsernameMetadata {
+            display_name: display_name.into(),
+            role_name: role_name.into(),
+        }
+    }
+}
+
 /// An ordered list of statements; placeholders like `{{username}}` are the plugin's to fill.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]

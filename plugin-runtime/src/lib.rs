@@ -96,3 +96,8 @@ pub use server::{ServeError, Server, serve};
 pub use time;
 /// Re-exported so plugins use the same version as the runtime.
 pub use tracing;
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

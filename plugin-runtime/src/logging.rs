@@ -133,8 +133,8 @@ pub(crate) fn format_line(
     line
 }
 
-impl<S: Subscriber> Layer<S> for HclogLayer {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+impl HclogLayer {
+    fn wants(&self, metadata: &tracing::Metadata<'_>) -> bool {
         self.max.is_some_and(|max| {
             let max = if is_transport_target(metadata.target()) {
                 max.min(Level::WARN)
@@ -143,6 +143,32 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
             };
             *metadata.level() <= max
         })
+    }
+}
+
+impl<S: Subscriber> Layer<S> for HclogLayer {
+    // The decision depends only on the callsite, so it is made once per callsite and
+    // cached: the transport's per-frame trace events then cost nothing on the hot path.
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if self.wants(metadata) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+        self.wants(metadata)
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(self.max.map_or(
+            tracing::level_filters::LevelFilter::OFF,
+            tracing::level_filters::LevelFilter::from_level,
+        ))
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {

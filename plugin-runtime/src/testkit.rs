@@ -362,7 +362,7 @@ pub async fn connect(
     cert: Option<&ClientCertificate>,
 ) -> Result<Channel, HostError> {
     let tls = match (cert, &handshake.server_cert) {
-        (Some(cert), Some(server)) => Some(Arc::new(client_config(cert, server.clone())?)),
+        (Some(cert), Some(server)) => Some(Arc::new(client_config(Some(cert), server.clone())?)),
         (Some(_), None) => {
             return Err(HostError::Connect(
                 "AutoMTLS is on but the handshake announced no certificate".into(),
@@ -415,8 +415,11 @@ async fn dial(
     Ok(TokioIo::new(Box::new(stream)))
 }
 
-fn client_config(
-    cert: &ClientCertificate,
+/// The host's TLS client configuration: trusts exactly `server_der` for the name
+/// `localhost`, offers ALPN `h2`, and presents `cert` when given (a dial without one must be
+/// refused by a conforming plugin).
+pub fn client_config(
+    cert: Option<&ClientCertificate>,
     server_der: Vec<u8>,
 ) -> Result<rustls::ClientConfig, HostError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -424,18 +427,44 @@ fn client_config(
         der: server_der,
         algorithms: provider.signature_verification_algorithms,
     });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| HostError::Connect(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(
-            vec![CertificateDer::from(cert.der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
-        )
-        .map_err(|e| HostError::Connect(e.to_string()))?;
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match cert {
+        Some(cert) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from(cert.der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
+            )
+            .map_err(|e| HostError::Connect(e.to_string()))?,
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// `logical.PluginVersion/Version` on any channel, without a multiplex id.
+pub async fn plugin_version(channel: Channel) -> Result<String, tonic::Status> {
+    let mut client = proto::logical::plugin_version_client::PluginVersionClient::new(channel);
+    Ok(client
+        .version(proto::logical::Empty {})
+        .await?
+        .into_inner()
+        .plugin_version)
+}
+
+/// `MultiplexingSupport` on any channel; `Unimplemented` comes back as the error.
+pub async fn multiplexing_support(channel: Channel) -> Result<bool, tonic::Status> {
+    use proto::pluginutil::multiplexing::{
+        MultiplexingSupportRequest, plugin_multiplexing_client::PluginMultiplexingClient,
+    };
+    Ok(PluginMultiplexingClient::new(channel)
+        .multiplexing_support(MultiplexingSupportRequest {})
+        .await?
+        .into_inner()
+        .supported)
 }
 
 /// Trusts exactly the certificate from the handshake, for the name `localhost`.
@@ -553,28 +582,14 @@ impl PluginProcess {
 
     /// `logical.PluginVersion/Version`, without a multiplex id (the registration probe).
     pub async fn version(&self) -> Result<String, tonic::Status> {
-        let mut client =
-            proto::logical::plugin_version_client::PluginVersionClient::new(self.channel.clone());
-        Ok(client
-            .version(proto::logical::Empty {})
-            .await?
-            .into_inner()
-            .plugin_version)
+        plugin_version(self.channel.clone()).await
     }
 
     /// `MultiplexingSupport`, with the host's reading: `Unimplemented` means no.
     pub async fn multiplexing_supported(&self) -> Result<bool, tonic::Status> {
-        use proto::pluginutil::multiplexing::{
-            MultiplexingSupportRequest, plugin_multiplexing_client::PluginMultiplexingClient,
-        };
-        let mut client = PluginMultiplexingClient::new(self.channel.clone());
-        match client
-            .multiplexing_support(MultiplexingSupportRequest {})
-            .await
-        {
-            Ok(r) => Ok(r.into_inner().supported),
+        match multiplexing_support(self.channel.clone()).await {
             Err(s) if s.code() == tonic::Code::Unimplemented => Ok(false),
-            Err(s) => Err(s),
+            other => other,
         }
     }
 

@@ -19,10 +19,10 @@ use std::sync::Mutex;
 use dbplugin::time::OffsetDateTime;
 use dbplugin::tracing::warn;
 use dbplugin::{
-    CredentialType, Database, DeleteUserRequest, Error, InitializeRequest, InitializeResponse,
-    NewCredential, NewUserRequest, NewUserResponse, Result, UpdateUserRequest,
+    DeleteUserRequest, Error, NewCredential, NewUserRequest, Result, UpdateUserRequest,
+    database_plugin,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// One user of the in-memory database.
@@ -41,6 +41,15 @@ struct State {
     initialized: bool,
     snapshot_path: Option<String>,
     users: BTreeMap<String, User>,
+}
+
+/// The configuration keys the plugin reads; the others are stored as received.
+#[derive(Debug, Deserialize)]
+struct Config {
+    #[serde(default)]
+    connection_url: Option<String>,
+    #[serde(default)]
+    snapshot_path: Option<String>,
 }
 
 /// The plugin: one per configured connection.
@@ -145,26 +154,15 @@ impl State {
     }
 }
 
-impl Database for InMemory {
-    async fn type_name(&self) -> Result<String> {
-        Ok("inmem".into())
-    }
-
-    async fn initialize(&self, req: InitializeRequest) -> Result<InitializeResponse> {
-        let text = |key: &str| -> Result<Option<String>> {
-            match req.config.get(key) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(Error::invalid_argument(format!(
-                    "`{key}`: expected a string, got {}",
-                    json_kind(other)
-                ))),
-            }
-        };
-        let url = text("connection_url")?;
-        let snapshot_path = text("snapshot_path")?;
-        if req.verify_connection
-            && let Some(url) = &url
+#[database_plugin(
+    name = "inmem",
+    credential_types(password, rsa_private_key, client_certificate),
+    main
+)]
+impl InMemory {
+    async fn initialize(&self, config: Config, verify_connection: bool) -> Result<()> {
+        if verify_connection
+            && let Some(url) = &config.connection_url
             && !url.starts_with("inmem://")
         {
             return Err(Error::with_kind(
@@ -175,20 +173,13 @@ impl Database for InMemory {
         let mut state = self.state();
         *state = State {
             initialized: true,
-            snapshot_path,
+            snapshot_path: config.snapshot_path,
             users: BTreeMap::new(),
         };
-        state.save()?;
-        Ok(
-            InitializeResponse::new(req.config).with_supported_credential_types(&[
-                CredentialType::Password,
-                CredentialType::RsaPrivateKey,
-                CredentialType::ClientCertificate,
-            ]),
-        )
+        state.save()
     }
 
-    async fn new_user(&self, req: NewUserRequest) -> Result<NewUserResponse> {
+    async fn new_user(&self, req: NewUserRequest) -> Result<String> {
         let username = format!(
             "v-{}-{}-{}",
             truncate(&req.username_config.display_name, 8),
@@ -215,7 +206,7 @@ impl Database for InMemory {
         }
         state.users.insert(username.clone(), user);
         state.save()?;
-        Ok(NewUserResponse::new(username))
+        Ok(username)
     }
 
     async fn update_user(&self, req: UpdateUserRequest) -> Result<()> {
@@ -262,21 +253,4 @@ impl Database for InMemory {
         self.state().initialized = false;
         Ok(())
     }
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "a list",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-fn main() -> std::process::ExitCode {
-    dbplugin::Server::new(InMemory::default)
-        .version(env!("CARGO_PKG_VERSION"))
-        .serve()
 }

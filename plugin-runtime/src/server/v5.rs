@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use dbplugin_proto::dbplugin::v5 as pb;
 use futures_util::FutureExt;
@@ -50,7 +50,7 @@ pub(crate) struct DatabaseService<F: DatabaseFactory> {
     factory: F,
     multiplexed: bool,
     secret_keys: Vec<String>,
-    instances: Mutex<HashMap<String, Arc<Instance<F::Database>>>>,
+    instances: RwLock<HashMap<String, Arc<Instance<F::Database>>>>,
 }
 
 impl<F: DatabaseFactory> std::fmt::Debug for DatabaseService<F> {
@@ -71,7 +71,7 @@ impl<F: DatabaseFactory> DatabaseService<F> {
             factory,
             multiplexed,
             secret_keys,
-            instances: Mutex::new(HashMap::new()),
+            instances: RwLock::new(HashMap::new()),
         }
     }
 
@@ -104,15 +104,24 @@ impl<F: DatabaseFactory> DatabaseService<F> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Instance<F::Database>>>> {
-        // A panic never happens while the lock is held (only map operations run under it),
-        // but a poisoned map is still consistent, so keep serving.
+    // A panic never happens while the lock is held (only map operations run under it),
+    // but a poisoned map is still consistent, so keep serving.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Instance<F::Database>>>> {
         self.instances
-            .lock()
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Instance<F::Database>>>> {
+        self.instances
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn get_or_create(&self, key: &str) -> Result<Arc<Instance<F::Database>>, Status> {
+        if let Some(db) = self.read().get(key) {
+            return Ok(db.clone());
+        }
         let mut map = self.lock();
         if let Some(db) = map.get(key) {
             return Ok(db.clone());
@@ -138,7 +147,7 @@ impl<F: DatabaseFactory> DatabaseService<F> {
         if !self.multiplexed {
             return self.get_or_create(key);
         }
-        self.lock()
+        self.read()
             .get(key)
             .cloned()
             .ok_or_else(|| unknown("no database instance found"))
@@ -147,7 +156,7 @@ impl<F: DatabaseFactory> DatabaseService<F> {
     /// The number of live instances (for tests and diagnostics).
     #[cfg(test)]
     pub(crate) fn instance_count(&self) -> usize {
-        self.lock().len()
+        self.read().len()
     }
 }
 

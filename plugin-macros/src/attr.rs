@@ -63,9 +63,18 @@ pub(crate) struct Args {
     pub(crate) main: Option<Span>,
     pub(crate) krate: Option<syn::Path>,
     pub(crate) krate_span: Option<Span>,
+    /// Where each accepted argument's name is written.
+    pub(crate) keys: Vec<(&'static str, Span)>,
     /// Arguments written but refused (or unparsable arguments): rules depending on them
     /// are skipped, so one mistake gives one error.
     pub(crate) attempted: Vec<&'static str>,
+}
+
+impl Args {
+    /// Where the argument `name` is written, if it was accepted.
+    pub(crate) fn key_span(&self, name: &str) -> Option<Span> {
+        self.keys.iter().find(|(k, _)| *k == name).map(|(_, s)| *s)
+    }
 }
 
 /// Parses the attribute arguments, accumulating one error per bad argument.
@@ -102,7 +111,13 @@ pub(crate) fn parse_args(tokens: TokenStream) -> (Args, Errors) {
             }
             seen.push(key.clone());
         }
-        if let Err(e) = parse_one(&mut args, &key, &meta) {
+        let parsed = parse_one(&mut args, &key, &meta);
+        if parsed.is_ok()
+            && let Some(arg) = ARGUMENTS.iter().find(|a| **a == key)
+        {
+            args.keys.push((arg, meta.path().span()));
+        }
+        if let Err(e) = parsed {
             errors.push(e);
             let meant = RENAMES
                 .iter()

@@ -44,7 +44,12 @@ pub(crate) fn database_plugin(args: TokenStream, item: TokenStream) -> TokenStre
         let errors = errors.into_compile_errors();
         // A generic or trait impl cannot take the stubs; re-emit it unchanged.
         let stubs = if model::stubbable(&item_impl) {
-            codegen::stubs(&ctx, &args, &item_impl.self_ty)
+            codegen::stubs(
+                &ctx,
+                &args,
+                &item_impl.self_ty,
+                model::decide_protocol(&item_impl).0,
+            )
         } else {
             TokenStream::new()
         };
@@ -57,7 +62,7 @@ pub(crate) fn database_plugin(args: TokenStream, item: TokenStream) -> TokenStre
     let duplicates = crate::validate::validate(&args, &model, &mut errors);
 
     if !errors.is_empty() {
-        let stubs = codegen::stubs(&ctx, &args, &item_impl.self_ty);
+        let stubs = codegen::stubs(&ctx, &args, &item_impl.self_ty, model.protocol);
         let item = strip_helpers(item_impl, &duplicates);
         let errors = errors.into_compile_errors();
         return quote!(#item #stubs #errors);

@@ -19,7 +19,8 @@ mod util;
 mod validate;
 
 /// Turns an inherent `impl` block into a database secrets-engine plugin (database plugin
-/// protocol v5, as Vault and OpenBao speak it).
+/// protocol v5, as Vault and OpenBao speak it, or the original v4 interface: see
+/// [below](#the-original-v4-interface)).
 ///
 /// Write a struct and one annotated `impl` block whose `async` methods are named after the
 /// protocol's RPCs; the macro implements `dbplugin::Database` for the struct by calling them, and
@@ -275,9 +276,93 @@ mod validate;
 /// }
 /// ```
 ///
-/// The methods of the database plugin protocol v4 (`init`, `create_user`, `renew_user`,
-/// `revoke_user`, `rotate_root_credentials`, `set_credentials`, `generate_credentials`)
-/// are recognised and refused for now, with the v5 method to implement instead.
+/// # The original (v4) interface
+///
+/// The method set decides the protocol: an impl with the methods of the original database
+/// plugin interface implements `dbplugin::v4::Database` instead, and its `serve()` runs
+/// `dbplugin::v4::Server` (app protocol versions 3 and 4, one instance for the process,
+/// the TLS-unwrap bootstrap Vault and OpenBao use for such plugins). `server()` returns
+/// that server, so `Self::server().unwrap_tls(...).serve()` sets its TLS options. A plugin
+/// serves one protocol: mixing v4 and v5 methods in one impl is an error on the methods of
+/// the minority protocol.
+///
+/// | method | required | shapes |
+/// |---|---|---|
+/// | `init` | yes | `async fn init(&self, config: C) -> Result<R>` or `async fn init(&self, config: C, verify_connection: bool) -> Result<R>`; `C` as for `initialize` (`ConfigMap` or a `serde::Deserialize` type, decoded with the same messages), `R` is the config to store: `()` (the config as received), `ConfigMap` or a `serde::Serialize` type serializing to a map |
+/// | `create_user` | yes | `async fn create_user(&self, statements: Statements, username_config: UsernameConfig, expiration: OffsetDateTime) -> Result<(String, Secret)>`: the plugin generates the username and password; the `Ok` type may also be `(String, String)` |
+/// | `renew_user` | yes | `async fn renew_user(&self, statements: Statements, username: String, expiration: OffsetDateTime) -> Result<()>` |
+/// | `revoke_user` | yes | `async fn revoke_user(&self, statements: Statements, username: String) -> Result<()>` |
+/// | `rotate_root_credentials` | yes | `async fn rotate_root_credentials(&self, statements: Vec<String>) -> Result<ConfigMap>`: the whole config, with the new root password |
+/// | `set_credentials` | no | `async fn set_credentials(&self, statements: Statements, static_user: StaticUserConfig) -> Result<(String, Secret)>` (or `(String, String)`). Without it, `SetCredentials` answers `Unimplemented` (the host reports "does not support Static Accounts"). |
+/// | `generate_credentials` | no | `async fn generate_credentials(&self) -> Result<Secret>` (or `Result<String>`). Without it, the credsutil password (`dbplugin::toolkit::credentials::generate_password()`). |
+/// | `close`, `type_name`, `#[constructor]` | as for v5 | A failing constructor ends the process with `unable to create database instance: …` (the v4 server makes its one instance infallibly). |
+///
+/// `Statements`, `UsernameConfig` and `StaticUserConfig` are in `dbplugin::v4`,
+/// `OffsetDateTime` in `dbplugin::time`. The arguments `name`, `version`, `main` and
+/// `crate` work as for v5; `credential_types` and `multiplexing` are v5 arguments and an
+/// error on a v4 plugin.
+///
+/// ```no_run
+/// use dbplugin::time::OffsetDateTime;
+/// use dbplugin::toolkit::credentials::generate_password;
+/// use dbplugin::v4::{Statements, UsernameConfig};
+/// use dbplugin::{database_plugin, ConfigMap, Error, Result, Secret};
+///
+/// #[derive(Default)]
+/// struct MyDb;
+///
+/// #[database_plugin(name = "mydb")]
+/// impl MyDb {
+///     async fn init(&self, _config: ConfigMap, _verify_connection: bool) -> Result<()> {
+///         Ok(()) // store the config as received
+///     }
+///     async fn create_user(
+///         &self,
+///         _statements: Statements,
+///         username_config: UsernameConfig,
+///         _expiration: OffsetDateTime,
+///     ) -> Result<(String, Secret)> {
+///         Ok((format!("v-{}", username_config.role_name), generate_password()))
+///     }
+///     async fn renew_user(
+///         &self,
+///         _statements: Statements,
+///         _username: String,
+///         _expiration: OffsetDateTime,
+///     ) -> Result<()> {
+///         Ok(())
+///     }
+///     async fn revoke_user(&self, _statements: Statements, _username: String) -> Result<()> {
+///         Ok(())
+///     }
+///     async fn rotate_root_credentials(&self, _statements: Vec<String>) -> Result<ConfigMap> {
+///         Err(Error::unimplemented("root rotation is not supported"))
+///     }
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     MyDb::serve() // dbplugin::v4::Server::new(...).version(...).serve()
+/// }
+/// ```
+///
+/// Mixing the protocols is refused, naming the method of the other protocol already used:
+///
+/// ```compile_fail
+/// # use dbplugin::{database_plugin, ConfigMap, DeleteUserRequest, NewUserRequest, Result};
+/// # use dbplugin::v4::Statements;
+/// # #[derive(Default)] struct MyDb;
+/// #[database_plugin(name = "mydb")]
+/// impl MyDb {
+/// #   async fn initialize(&self, _c: ConfigMap) -> Result<()> { Ok(()) }
+/// #   async fn new_user(&self, r: NewUserRequest) -> Result<String> { Ok(r.username_config.role_name) }
+/// #   async fn delete_user(&self, _r: DeleteUserRequest) -> Result<()> { Ok(()) }
+///     // `revoke_user` belongs to the original (v4) interface, but this impl already uses
+///     // the v5 method `initialize` (line N); a plugin serves one protocol: ...
+///     async fn revoke_user(&self, _s: Statements, _username: String) -> Result<()> {
+///         Ok(())
+///     }
+/// }
+/// ```
 ///
 #[proc_macro_attribute]
 pub fn database_plugin(args: TokenStream, item: TokenStream) -> TokenStream {

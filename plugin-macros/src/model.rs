@@ -9,8 +9,7 @@ use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type};
 use crate::attr::{check_constructor_attr, is_constructor_attr};
 use crate::util::{Errors, bail_spanned, did_you_mean, ensure_spanned};
 
-/// The protocol a method set belongs to. Only v5 is served today; the v4 names are
-/// recognised so the error can say so, and so a v4 method set can be added beside v5.
+/// The protocol a method set belongs to: the methods present decide which one is served.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Protocol {
     V5,
@@ -26,7 +25,7 @@ pub(crate) enum Rpc {
     UpdateUser,
     DeleteUser,
     Close,
-    // Database plugin protocol v4 (not served yet).
+    // Database plugin protocol v4 (the original interface).
     V4Init,
     V4CreateUser,
     V4RenewUser,
@@ -72,15 +71,31 @@ impl Rpc {
         }
     }
 
-    pub(crate) fn protocol(self) -> Protocol {
+    /// The protocol only this method belongs to; `None` for `type_name` and `close`,
+    /// which both protocols have.
+    pub(crate) fn exclusive(self) -> Option<Protocol> {
         match self {
-            Rpc::TypeName
-            | Rpc::Initialize
-            | Rpc::NewUser
-            | Rpc::UpdateUser
-            | Rpc::DeleteUser
-            | Rpc::Close => Protocol::V5,
-            _ => Protocol::V4,
+            Rpc::TypeName | Rpc::Close => None,
+            Rpc::Initialize | Rpc::NewUser | Rpc::UpdateUser | Rpc::DeleteUser => {
+                Some(Protocol::V5)
+            }
+            _ => Some(Protocol::V4),
+        }
+    }
+
+    /// Whether a plugin of `protocol` can have this method.
+    pub(crate) fn belongs_to(self, protocol: Protocol) -> bool {
+        self.exclusive().is_none_or(|p| p == protocol)
+    }
+
+    /// For a v5 method: the v4 method doing its job.
+    pub(crate) fn v4_equivalent(self) -> &'static str {
+        match self {
+            Rpc::Initialize => "`init`",
+            Rpc::NewUser => "`create_user`",
+            Rpc::UpdateUser => "`set_credentials`, `renew_user` or `rotate_root_credentials`",
+            Rpc::DeleteUser => "`revoke_user`",
+            other => other.name(),
         }
     }
 
@@ -100,11 +115,11 @@ impl Rpc {
         }
     }
 
-    /// The v5 methods, by name.
-    pub(crate) fn v5_names() -> Vec<&'static str> {
+    /// The methods of `protocol`, by name.
+    pub(crate) fn names(protocol: Protocol) -> Vec<&'static str> {
         Rpc::ALL
             .iter()
-            .filter(|r| r.protocol() == Protocol::V5)
+            .filter(|r| r.belongs_to(protocol))
             .map(|r| r.name())
             .collect()
     }
@@ -122,9 +137,132 @@ impl Rpc {
             Rpc::UpdateUser => "async fn update_user(&self, req: UpdateUserRequest) -> Result<()>",
             Rpc::DeleteUser => "async fn delete_user(&self, req: DeleteUserRequest) -> Result<()>",
             Rpc::Close => "async fn close(&self) -> Result<()>",
-            _ => "",
+            Rpc::V4Init => {
+                "async fn init(&self, config: C, verify_connection: bool) -> Result<ConfigMap>"
+            }
+            Rpc::V4CreateUser => {
+                "async fn create_user(&self, statements: Statements, username_config: UsernameConfig, expiration: OffsetDateTime) -> Result<(String, Secret)>"
+            }
+            Rpc::V4RenewUser => {
+                "async fn renew_user(&self, statements: Statements, username: String, expiration: OffsetDateTime) -> Result<()>"
+            }
+            Rpc::V4RevokeUser => {
+                "async fn revoke_user(&self, statements: Statements, username: String) -> Result<()>"
+            }
+            Rpc::V4RotateRootCredentials => {
+                "async fn rotate_root_credentials(&self, statements: Vec<String>) -> Result<ConfigMap>"
+            }
+            Rpc::V4SetCredentials => {
+                "async fn set_credentials(&self, statements: Statements, static_user: StaticUserConfig) -> Result<(String, Secret)>"
+            }
+            Rpc::V4GenerateCredentials => "async fn generate_credentials(&self) -> Result<Secret>",
         }
     }
+
+    /// The parameters after `&self`: the fewest and the most.
+    fn arity(self) -> (usize, usize) {
+        match self {
+            Rpc::TypeName | Rpc::Close | Rpc::V4GenerateCredentials => (0, 0),
+            Rpc::Initialize | Rpc::V4Init => (1, 2),
+            Rpc::NewUser | Rpc::UpdateUser | Rpc::DeleteUser | Rpc::V4RotateRootCredentials => {
+                (1, 1)
+            }
+            Rpc::V4RevokeUser | Rpc::V4SetCredentials => (2, 2),
+            Rpc::V4CreateUser | Rpc::V4RenewUser => (3, 3),
+        }
+    }
+
+    /// The parameters after `&self`, in words.
+    fn params_doc(self) -> &'static str {
+        match self {
+            Rpc::TypeName | Rpc::Close | Rpc::V4GenerateCredentials => {
+                "no parameters besides `&self`"
+            }
+            Rpc::Initialize | Rpc::V4Init => {
+                "the config and, optionally, `verify_connection: bool`"
+            }
+            Rpc::NewUser => "one parameter, `req: NewUserRequest`",
+            Rpc::UpdateUser => "one parameter, `req: UpdateUserRequest`",
+            Rpc::DeleteUser => "one parameter, `req: DeleteUserRequest`",
+            Rpc::V4CreateUser => {
+                "three parameters, `statements: Statements`, `username_config: UsernameConfig` and `expiration: OffsetDateTime`"
+            }
+            Rpc::V4RenewUser => {
+                "three parameters, `statements: Statements`, `username: String` and `expiration: OffsetDateTime`"
+            }
+            Rpc::V4RevokeUser => "two parameters, `statements: Statements` and `username: String`",
+            Rpc::V4RotateRootCredentials => "one parameter, `statements: Vec<String>`",
+            Rpc::V4SetCredentials => {
+                "two parameters, `statements: Statements` and `static_user: StaticUserConfig`"
+            }
+        }
+    }
+
+    /// The usual return type, for a method missing one.
+    fn usual_output(self) -> &'static str {
+        match self {
+            Rpc::TypeName => "Result<String>",
+            Rpc::NewUser => "Result<NewUserResponse>",
+            Rpc::V4Init | Rpc::V4RotateRootCredentials => "Result<ConfigMap>",
+            Rpc::V4CreateUser | Rpc::V4SetCredentials => "Result<(String, Secret)>",
+            Rpc::V4GenerateCredentials => "Result<Secret>",
+            _ => "Result<()>",
+        }
+    }
+}
+
+impl Protocol {
+    /// How messages name the protocol.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Protocol::V5 => "v5",
+            Protocol::V4 => "original (v4)",
+        }
+    }
+
+    /// Its required methods (besides the type name).
+    pub(crate) fn required(self) -> &'static [Rpc] {
+        match self {
+            Protocol::V5 => &[Rpc::Initialize, Rpc::NewUser, Rpc::DeleteUser],
+            Protocol::V4 => &[
+                Rpc::V4Init,
+                Rpc::V4CreateUser,
+                Rpc::V4RenewUser,
+                Rpc::V4RevokeUser,
+                Rpc::V4RotateRootCredentials,
+            ],
+        }
+    }
+}
+
+/// Which protocol the impl serves: the one most of its protocol-specific methods belong to
+/// (v5 when none do; the first such method on a tie), with the first method of that
+/// protocol, which messages about a method of the other one cite.
+pub(crate) fn decide_protocol(item: &ItemImpl) -> (Protocol, Option<syn::Ident>) {
+    let methods: Vec<(Protocol, &syn::Ident)> = item
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            ImplItem::Fn(f) if !f.attrs.iter().any(is_constructor_attr) => {
+                let name = f.sig.ident.to_string();
+                let rpc = Rpc::ALL.iter().find(|r| r.name() == name)?;
+                Some((rpc.exclusive()?, &f.sig.ident))
+            }
+            _ => None,
+        })
+        .collect();
+    let count = |p: Protocol| methods.iter().filter(|(q, _)| *q == p).count();
+    let (v4, v5) = (count(Protocol::V4), count(Protocol::V5));
+    let protocol = match v4.cmp(&v5) {
+        std::cmp::Ordering::Greater => Protocol::V4,
+        std::cmp::Ordering::Less => Protocol::V5,
+        std::cmp::Ordering::Equal => methods.first().map_or(Protocol::V5, |(p, _)| *p),
+    };
+    let witness = methods
+        .iter()
+        .find(|(p, _)| *p == protocol)
+        .map(|(_, i)| (*i).clone());
+    (protocol, witness)
 }
 
 /// A method implementing a v5 RPC.
@@ -153,6 +291,10 @@ pub(crate) enum Member {
 /// validation and the error-path stubs have what they need.
 pub(crate) struct PluginModel {
     pub(crate) self_ty: Type,
+    /// The protocol served, decided by the method set.
+    pub(crate) protocol: Protocol,
+    /// The first method of that protocol, if any.
+    pub(crate) witness: Option<syn::Ident>,
     /// Where to report plugin-wide problems (missing methods): the self type.
     pub(crate) span_anchor: Type,
     pub(crate) members: Vec<Member>,
@@ -230,6 +372,7 @@ pub(crate) fn analyse(item: &ItemImpl) -> (PluginModel, Errors) {
     let mut errors = Errors::default();
     let mut members = Vec::new();
     let mut present = Vec::new();
+    let (protocol, witness) = decide_protocol(item);
     for impl_item in &item.items {
         match impl_item {
             ImplItem::Fn(f) => {
@@ -239,7 +382,7 @@ pub(crate) fn analyse(item: &ItemImpl) -> (PluginModel, Errors) {
                 {
                     present.push((*rpc, f.sig.ident.clone()));
                 }
-                if let Some(m) = errors.ok(analyse_fn(f)) {
+                if let Some(m) = errors.ok(analyse_fn(f, protocol, witness.as_ref())) {
                     members.push(m);
                 }
             }
@@ -256,6 +399,8 @@ pub(crate) fn analyse(item: &ItemImpl) -> (PluginModel, Errors) {
     }
     let model = PluginModel {
         self_ty: (*item.self_ty).clone(),
+        protocol,
+        witness,
         span_anchor: (*item.self_ty).clone(),
         members,
         present,
@@ -263,7 +408,11 @@ pub(crate) fn analyse(item: &ItemImpl) -> (PluginModel, Errors) {
     (model, errors)
 }
 
-fn analyse_fn(f: &ImplItemFn) -> syn::Result<Member> {
+fn analyse_fn(
+    f: &ImplItemFn,
+    protocol: Protocol,
+    witness: Option<&syn::Ident>,
+) -> syn::Result<Member> {
     let constructor_attrs: Vec<_> = f.attrs.iter().filter(|a| is_constructor_attr(a)).collect();
     if let Some(attr) = constructor_attrs.get(1) {
         bail_spanned!(attr => "`#[constructor]` is repeated");
@@ -274,14 +423,40 @@ fn analyse_fn(f: &ImplItemFn) -> syn::Result<Member> {
     }
     let name = f.sig.ident.to_string();
     let Some(rpc) = Rpc::ALL.iter().copied().find(|r| r.name() == name) else {
-        let hint = did_you_mean(&name, &Rpc::v5_names());
+        let names = Rpc::names(protocol);
+        let hint = did_you_mean(&name, &names);
         if hint.is_empty() {
-            bail_spanned!(&f.sig.ident => "`{name}` is not a database plugin method: a #[database_plugin] impl holds only {} and a `#[constructor]`; move `{name}` to a separate `impl` block", crate::util::one_of(&Rpc::v5_names()));
+            bail_spanned!(&f.sig.ident => "`{name}` is not a database plugin method: a #[database_plugin] impl holds only {} and a `#[constructor]`; move `{name}` to a separate `impl` block", crate::util::one_of(&names));
         }
         bail_spanned!(&f.sig.ident => "`{name}` is not a database plugin method{hint}");
     };
-    if rpc.protocol() == Protocol::V4 {
-        bail_spanned!(&f.sig.ident => "`{name}` belongs to the database plugin v4 interface, which #[database_plugin] does not support yet; implement the v5 method {} instead", rpc.v5_equivalent());
+    if let Some(own) = rpc.exclusive()
+        && own != protocol
+    {
+        let cited = match witness {
+            Some(w) => match crate::util::line_of(w.span()) {
+                Some(line) => format!("`{w}` (line {line})"),
+                None => format!("`{w}`"),
+            },
+            None => String::from("another method"),
+        };
+        let fix = match rpc {
+            Rpc::V4GenerateCredentials => String::from(
+                "remove it (in v5 the host generates the password and passes it to `new_user`)",
+            ),
+            Rpc::V4SetCredentials | Rpc::V4RenewUser | Rpc::V4RotateRootCredentials => {
+                format!("do its work in {} instead", rpc.v5_equivalent())
+            }
+            _ if own == Protocol::V4 => format!("use {} instead", rpc.v5_equivalent()),
+            _ => format!("use {} instead", rpc.v4_equivalent()),
+        };
+        let other = match protocol {
+            Protocol::V5 => {
+                "a v4 plugin (`init`, `create_user`, `renew_user`, `revoke_user` and `rotate_root_credentials`)"
+            }
+            Protocol::V4 => "a v5 plugin (`initialize`, `new_user` and `delete_user`)",
+        };
+        bail_spanned!(&f.sig.ident => "`{name}` belongs to the {} interface, but this impl already uses the {} method {cited}; a plugin serves one protocol: {fix}, or make it {other}", own.describe(), protocol.describe());
     }
     analyse_rpc(rpc, f)
 }
@@ -340,30 +515,13 @@ fn analyse_rpc(rpc: Rpc, f: &ImplItemFn) -> syn::Result<Member> {
         }
         params.push((*t.ty).clone());
     }
-    let arity_ok = match rpc {
-        Rpc::TypeName | Rpc::Close => params.is_empty(),
-        Rpc::Initialize => matches!(params.len(), 1 | 2),
-        _ => params.len() == 1,
-    };
-    if !arity_ok {
-        let what = match rpc {
-            Rpc::TypeName | Rpc::Close => "no parameters besides `&self`".to_owned(),
-            Rpc::Initialize => "the config and, optionally, `verify_connection: bool`".to_owned(),
-            Rpc::NewUser => "one parameter, `req: NewUserRequest`".to_owned(),
-            Rpc::UpdateUser => "one parameter, `req: UpdateUserRequest`".to_owned(),
-            Rpc::DeleteUser => "one parameter, `req: DeleteUserRequest`".to_owned(),
-            _ => String::new(),
-        };
+    let (min, max) = rpc.arity();
+    if params.len() < min || params.len() > max {
+        let what = rpc.params_doc();
         if params.is_empty() {
             bail_spanned!(&sig.inputs => "`{}` takes {what}; expected `{expected}`", rpc.name());
         }
-        let extra: Vec<_> = sig.inputs.iter().skip(1).collect();
-        let first_bad = match rpc {
-            Rpc::Initialize => extra.get(2).copied(),
-            Rpc::TypeName | Rpc::Close => extra.first().copied(),
-            _ => extra.get(1).copied(),
-        };
-        match first_bad {
+        match sig.inputs.iter().skip(1).nth(max) {
             Some(bad) => {
                 bail_spanned!(bad => "`{}` takes {what}; remove this parameter (expected `{expected}`)", rpc.name())
             }
@@ -372,21 +530,17 @@ fn analyse_rpc(rpc: Rpc, f: &ImplItemFn) -> syn::Result<Member> {
             }
         }
     }
-    if rpc == Rpc::Initialize
+    if matches!(rpc, Rpc::Initialize | Rpc::V4Init)
         && let Some(flag) = params.get(1)
     {
         let is_bool = matches!(flag, Type::Path(p) if p.qself.is_none() && p.path.is_ident("bool"));
         ensure_spanned!(is_bool, flag =>
-            "the second parameter of `initialize` is `verify_connection: bool`; expected `{expected}`");
+            "the second parameter of `{}` is `verify_connection: bool`; expected `{expected}`", rpc.name());
     }
     let output = match &sig.output {
         ReturnType::Type(_, ty) => (**ty).clone(),
         ReturnType::Default => {
-            let ok = match rpc {
-                Rpc::TypeName => "Result<String>",
-                Rpc::NewUser => "Result<NewUserResponse>",
-                _ => "Result<()>",
-            };
+            let ok = rpc.usual_output();
             bail_spanned!(&sig.ident => "`{}` must return `{ok}`; add `-> {ok}` (expected `{expected}`)", rpc.name());
         }
     };

@@ -89,6 +89,86 @@ fn every_option() {
 }
 
 #[test]
+fn v4() {
+    check(
+        "v4",
+        quote!(name = "mydb", version = "1.2.3", main),
+        quote! {
+            impl MyDb {
+                #[constructor]
+                fn new() -> Result<Self> {
+                    Ok(MyDb::default())
+                }
+                async fn init(&self, config: Config, verify_connection: bool) -> Result<()> {
+                    Ok(())
+                }
+                async fn create_user(
+                    &self,
+                    statements: Statements,
+                    username_config: UsernameConfig,
+                    expiration: OffsetDateTime,
+                ) -> Result<(String, Secret)> {
+                    Ok((username_config.role_name, Secret::new("A1a-password")))
+                }
+                async fn renew_user(
+                    &self,
+                    statements: Statements,
+                    username: String,
+                    expiration: OffsetDateTime,
+                ) -> Result<()> {
+                    Ok(())
+                }
+                async fn revoke_user(&self, statements: Statements, username: String) -> Result<()> {
+                    Ok(())
+                }
+                async fn rotate_root_credentials(&self, statements: Vec<String>) -> Result<ConfigMap> {
+                    Ok(ConfigMap::new())
+                }
+                async fn set_credentials(
+                    &self,
+                    statements: Statements,
+                    static_user: StaticUserConfig,
+                ) -> Result<(String, Secret)> {
+                    Ok((static_user.username, static_user.password))
+                }
+                async fn generate_credentials(&self) -> Result<Secret> {
+                    Ok(Secret::new("A1a-password"))
+                }
+                async fn close(&self) -> Result<()> {
+                    Ok(())
+                }
+            }
+        },
+    );
+}
+
+#[test]
+fn v4_error_path_keeps_v4_stubs() {
+    check(
+        "v4_error_path",
+        quote!(name = "mydb", multiplexing = false),
+        quote! {
+            impl MyDb {
+                async fn init(&self, config: ConfigMap) -> Result<ConfigMap> {
+                    Ok(config)
+                }
+                async fn new_user(&self, req: NewUserRequest) -> Result<String> {
+                    Ok(req.username_config.role_name)
+                }
+                async fn create_user(
+                    &self,
+                    statements: Statements,
+                    username_config: UsernameConfig,
+                    expiration: OffsetDateTime,
+                ) -> Result<(String, String)> {
+                    Ok((username_config.role_name, String::new()))
+                }
+            }
+        },
+    );
+}
+
+#[test]
 fn error_path_keeps_the_impl_and_adds_stubs() {
     check(
         "error_path",

@@ -108,3 +108,12 @@ impl Errors {
         self.0
     }
 }
+
+/// The source line of `span`, when running inside the compiler (not in unit tests).
+pub(crate) fn line_of(span: proc_macro2::Span) -> Option<usize> {
+    if proc_macro::is_available() {
+        Some(span.unwrap().line())
+    } else {
+        None
+    }
+}

@@ -1,11 +1,8 @@
 //! Phase 3: rules spanning several methods or methods and arguments.
 
 use crate::attr::Args;
-use crate::model::{Member, PluginModel, Rpc};
+use crate::model::{Member, PluginModel, Protocol, Rpc};
 use crate::util::Errors;
-
-/// The required v5 methods (besides the type name, which `name = "..."` may give).
-const REQUIRED: &[Rpc] = &[Rpc::Initialize, Rpc::NewUser, Rpc::DeleteUser];
 
 /// Checks the model against the arguments. Returns the indices of members that duplicate
 /// an earlier one (the error path leaves them out of the re-emitted impl, so rustc does not
@@ -61,15 +58,47 @@ pub(crate) fn validate(args: &Args, model: &PluginModel, errors: &mut Errors) ->
         _ => {}
     }
 
-    for rpc in REQUIRED {
+    if model.protocol == Protocol::V4 {
+        let why = match &model.witness {
+            Some(w) => format!("this is a v4 plugin (it implements `{w}`)"),
+            None => String::from("this is a v4 plugin"),
+        };
+        for (arg, what) in [
+            (
+                "credential_types",
+                "the v4 protocol has no credential types (passwords only)",
+            ),
+            (
+                "multiplexing",
+                "the v4 protocol has no multiplexing (one instance serves the process)",
+            ),
+        ] {
+            if let Some(span) = args.key_span(arg) {
+                errors.push(syn::Error::new(
+                    span,
+                    format!("`{arg}` is a v5 argument, but {why}: {what}; remove it"),
+                ));
+            }
+        }
+    }
+
+    for rpc in model.protocol.required() {
         if model.present(*rpc).is_none() {
             errors.push(syn::Error::new_spanned(
                 &model.span_anchor,
-                format!(
-                    "missing required method `{}`: add `{}` to this impl",
-                    rpc.name(),
-                    rpc.signature()
-                ),
+                match model.protocol {
+                    Protocol::V5 => format!(
+                        "missing required method `{}`: add `{}` to this impl",
+                        rpc.name(),
+                        rpc.signature()
+                    ),
+                    Protocol::V4 => format!(
+                        "missing required v4 method `{}`: add `{}` to this impl (the impl is a v4 plugin because it implements {})",
+                        rpc.name(),
+                        rpc.signature(),
+                        model.witness.as_ref().map_or_else(|| String::from("v4 methods"), |w| format!("`{w}`"))
+                    ),
+                },
             ));
         }
     }

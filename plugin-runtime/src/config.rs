@@ -65,15 +65,28 @@ fn value_to_json(kind: Option<Kind>) -> Json {
 /// Map → `Struct`. Fails on numbers a double cannot hold exactly? No: like Go, every number
 /// becomes a double; only non-finite values are refused.
 pub(crate) fn map_to_struct(map: ConfigMap) -> Result<Struct, Error> {
+    map_to_struct_at(map, 0)
+}
+
+/// How deeply a config may nest (the protobuf decoder allows about 33 levels on the wire).
+const MAX_DEPTH: usize = 64;
+
+fn map_to_struct_at(map: ConfigMap, depth: usize) -> Result<Struct, Error> {
     let mut fields = std::collections::BTreeMap::new();
     for (key, value) in map {
-        let v = json_to_value(value).map_err(|e| e.context(format_args!("key {key:?}")))?;
+        let v =
+            json_to_value(value, depth + 1).map_err(|e| e.context(format_args!("key {key:?}")))?;
         fields.insert(key, v);
     }
     Ok(Struct { fields })
 }
 
-fn json_to_value(json: Json) -> Result<Value, Error> {
+fn json_to_value(json: Json, depth: usize) -> Result<Value, Error> {
+    if depth > MAX_DEPTH {
+        return Err(Error::new(format!(
+            "the config nests deeper than {MAX_DEPTH} levels"
+        )));
+    }
     let kind = match json {
         Json::Null => Kind::NullValue(0),
         Json::Bool(b) => Kind::BoolValue(b),
@@ -85,10 +98,10 @@ fn json_to_value(json: Json) -> Result<Value, Error> {
         Json::Array(items) => Kind::ListValue(ListValue {
             values: items
                 .into_iter()
-                .map(json_to_value)
+                .map(|v| json_to_value(v, depth + 1))
                 .collect::<Result<_, _>>()?,
         }),
-        Json::Object(map) => Kind::StructValue(map_to_struct(map)?),
+        Json::Object(map) => Kind::StructValue(map_to_struct_at(map, depth)?),
     };
     Ok(Value { kind: Some(kind) })
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::{
     ConfigMap, CredentialType, Database, DatabaseFactory, Error, InitializeResponse,
-    NewUserResponse, Result, SUPPORTED_CREDENTIAL_TYPES_KEY,
+    NewUserResponse, Result, SUPPORTED_CREDENTIAL_TYPES_KEY, Secret,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -627,6 +627,137 @@ pub fn update_user_unimplemented() -> Result<()> {
     Err(Error::unimplemented(
         "this plugin does not implement update_user",
     ))
+}
+
+// ---------------------------------------------------------------------------------------
+// The original (v4) interface
+// ---------------------------------------------------------------------------------------
+
+/// What a v4 plugin's expansion names: the v4 trait, server and argument types.
+pub mod v4 {
+    pub use crate::v4::{Database, Server, Statements, StaticUserConfig, UsernameConfig};
+    pub use time::OffsetDateTime;
+}
+
+/// The config parameter of a v4 `init`: any `serde::Deserialize` type, including
+/// [`ConfigMap`] itself.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as the config of `init`",
+    label = "the config type must implement `serde::Deserialize`",
+    note = "add `#[derive(serde::Deserialize)]` to `{Self}`, or take the raw map as `dbplugin::ConfigMap`"
+)]
+pub trait InitConfig: Sized {
+    fn decode(config: ConfigMap) -> Result<Self>;
+}
+
+impl<T: DeserializeOwned> InitConfig for T {
+    fn decode(config: ConfigMap) -> Result<T> {
+        decode_config(config)
+    }
+}
+
+/// What a v4 `init` may return inside its `Result`: the config to store.
+#[diagnostic::on_unimplemented(
+    message = "`init` cannot return `{Self}`",
+    label = "expected `()`, `ConfigMap`, or a `serde::Serialize` config",
+    note = "return `Ok(())` to store the config as received, or the config to store (a `serde::Serialize` type or `dbplugin::ConfigMap`)"
+)]
+pub trait SavedConfig {
+    /// `received` when `self` serializes to nothing (`()`), else `self` as a map.
+    fn into_saved(self, received: ConfigMap) -> Result<ConfigMap>;
+}
+
+impl<T: serde::Serialize> SavedConfig for T {
+    fn into_saved(self, received: ConfigMap) -> Result<ConfigMap> {
+        match serde_json::to_value(&self) {
+            Ok(Value::Null) => Ok(received),
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(Error::new(
+                "the config returned by `init` must serialize to a map",
+            )),
+            Err(e) => Err(Error::new(format!(
+                "cannot serialize the config returned by `init`: {e}"
+            ))),
+        }
+    }
+}
+
+/// What a v4 `rotate_root_credentials` returns inside its `Result`: the whole config with
+/// the new password.
+#[diagnostic::on_unimplemented(
+    message = "`rotate_root_credentials` cannot return `{Self}`",
+    label = "expected `Result<ConfigMap>`",
+    note = "return the whole configuration, with the new root password, as a `dbplugin::ConfigMap`"
+)]
+pub trait RotatedConfig {
+    fn into_config(self) -> ConfigMap;
+}
+
+impl RotatedConfig for ConfigMap {
+    #[inline]
+    fn into_config(self) -> ConfigMap {
+        self
+    }
+}
+
+/// What a v4 `create_user` or `set_credentials` returns inside its `Result`: the username
+/// and the password.
+#[diagnostic::on_unimplemented(
+    message = "this v4 method cannot return `{Self}`",
+    label = "expected `Result<(String, Secret)>` or `Result<(String, String)>`",
+    note = "return the username and the password: `dbplugin::Result<(String, dbplugin::Secret)>`"
+)]
+pub trait UserCredentials {
+    fn into_credentials(self) -> (String, Secret);
+}
+
+impl UserCredentials for (String, Secret) {
+    #[inline]
+    fn into_credentials(self) -> (String, Secret) {
+        self
+    }
+}
+
+impl UserCredentials for (String, String) {
+    #[inline]
+    fn into_credentials(self) -> (String, Secret) {
+        (self.0, Secret::new(self.1))
+    }
+}
+
+/// What a v4 `generate_credentials` returns inside its `Result`: the password.
+#[diagnostic::on_unimplemented(
+    message = "`generate_credentials` cannot return `{Self}`",
+    label = "expected `Result<Secret>` or `Result<String>`"
+)]
+pub trait GeneratedPassword {
+    fn into_password(self) -> Secret;
+}
+
+impl GeneratedPassword for Secret {
+    #[inline]
+    fn into_password(self) -> Secret {
+        self
+    }
+}
+
+impl GeneratedPassword for String {
+    #[inline]
+    fn into_password(self) -> Secret {
+        Secret::new(self)
+    }
+}
+
+/// The v4 server makes its one instance infallibly: a failing constructor ends the
+/// process with the message the v5 server sends to the host.
+pub fn v4_instance<D>(instance: Result<D>) -> D {
+    match instance {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("unable to create database instance: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 #[cfg(test)]

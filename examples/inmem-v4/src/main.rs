@@ -14,10 +14,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use dbplugin::time::OffsetDateTime;
 use dbplugin::time::format_description::well_known::Rfc3339;
-use dbplugin::toolkit::credentials::UsernameGenerator;
+use dbplugin::toolkit::credentials::{UsernameGenerator, generate_password};
 use dbplugin::toolkit::statements::Placeholders;
-use dbplugin::v4::{Database, Statements, StaticUserConfig, UsernameConfig};
-use dbplugin::{ConfigMap, Error, ErrorKind, Result, Secret};
+use dbplugin::v4::{Statements, StaticUserConfig, UsernameConfig};
+use dbplugin::{ConfigMap, Error, ErrorKind, Result, Secret, database_plugin};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -108,11 +108,10 @@ fn with_table<T>(guard: &mut Option<Table>, f: impl FnOnce(&mut Table) -> Result
     Ok(out)
 }
 
-impl Database for InMemoryV4 {
-    async fn type_name(&self) -> Result<String> {
-        Ok("inmem-v4".into())
-    }
-
+/// The original (v4) method set: `#[database_plugin]` serves it on app protocol versions 3
+/// and 4. `generate_credentials` is left to the default (the credsutil password).
+#[database_plugin(name = "inmem-v4", main)]
+impl InMemoryV4 {
     async fn init(&self, config: ConfigMap, verify_connection: bool) -> Result<ConfigMap> {
         if verify_connection
             && let Some(url) = config.get("connection_url").and_then(|v| v.as_str())
@@ -137,7 +136,7 @@ impl Database for InMemoryV4 {
         names: UsernameConfig,
         expiration: OffsetDateTime,
     ) -> Result<(String, Secret)> {
-        let password = self.generate_credentials().await?;
+        let password = generate_password();
         // credsutil's shape: v-<display>-<role>-<20 random>-<unix seconds>, at most 63 bytes.
         let username = UsernameGenerator::new()
             .display_name(&names.display_name, 8)
@@ -191,7 +190,7 @@ impl Database for InMemoryV4 {
     }
 
     async fn rotate_root_credentials(&self, statements: Vec<String>) -> Result<ConfigMap> {
-        let password = self.generate_credentials().await?;
+        let password = generate_password();
         let mut guard = self.table()?;
         with_table(&mut guard, |t| {
             let Some(user) = t
@@ -252,10 +251,4 @@ impl Database for InMemoryV4 {
         *self.table.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
     }
-}
-
-fn main() -> std::process::ExitCode {
-    dbplugin::v4::Server::new(InMemoryV4::default)
-        .version(env!("CARGO_PKG_VERSION"))
-        .serve()
 }

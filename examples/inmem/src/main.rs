@@ -17,9 +17,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use dbplugin::time::OffsetDateTime;
+use dbplugin::toolkit::credentials::{base62_random, truncate_part};
+use dbplugin::toolkit::statements::Placeholders;
 use dbplugin::tracing::warn;
 use dbplugin::{
-    DeleteUserRequest, Error, NewCredential, NewUserRequest, Result, UpdateUserRequest,
+    DeleteUserRequest, Error, NewCredential, NewUserRequest, Result, Secret, UpdateUserRequest,
     database_plugin,
 };
 use serde::{Deserialize, Serialize};
@@ -70,56 +72,32 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// The statement expiration layout of the Go SDK: `2006-01-02 15:04:05-0700`.
-fn statement_expiration(t: OffsetDateTime) -> String {
-    let t = t.to_offset(dbplugin::time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}+0000",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-fn random_suffix() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..10)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// "Executes" statements: fills placeholders, fails on `ERROR`, returns what ran.
+/// "Executes" statements as a database would: the database sees the real password (and,
+/// like a real one, quotes the failing statement in its error, which the runtime's
+/// sanitizer then scrubs); what is recorded with the user has `[password]` instead.
+/// A statement starting with `ERROR` fails. Returns the recorded statements.
 fn execute(
     commands: &[String],
     username: &str,
+    password: Option<&Secret>,
     expiration: Option<OffsetDateTime>,
 ) -> Result<Vec<String>> {
+    let mut seen = Placeholders::new().name(username);
+    let mut recorded = Placeholders::new().name(username).password("[password]");
+    if let Some(p) = password {
+        seen = seen.password(p.clone());
+    }
+    if let Some(t) = expiration {
+        seen = seen.expiration(t);
+        recorded = recorded.expiration(t);
+    }
     let mut ran = Vec::with_capacity(commands.len());
     for command in commands {
-        let mut text = command
-            .replace("{{name}}", username)
-            .replace("{{username}}", username)
-            .replace("{{password}}", "[password]");
-        if let Some(t) = expiration {
-            text = text.replace("{{expiration}}", &statement_expiration(t));
-        }
+        let text = seen.apply(command);
         if text.trim_start().starts_with("ERROR") {
             return Err(Error::new(format!("statement failed: {text}")));
         }
-        ran.push(text);
+        ran.push(recorded.apply(command));
     }
     Ok(ran)
 }
@@ -165,9 +143,11 @@ impl InMemory {
             && let Some(url) = &config.connection_url
             && !url.starts_with("inmem://")
         {
+            // Like a driver, name the address it could not reach (the runtime removes any
+            // credentials in it from the error).
             return Err(Error::with_kind(
                 dbplugin::ErrorKind::Unavailable,
-                "unable to connect: `connection_url` must start with inmem://",
+                format!("unable to connect to {url}: `connection_url` must start with inmem://"),
             ));
         }
         let mut state = self.state();
@@ -182,12 +162,21 @@ impl InMemory {
     async fn new_user(&self, req: NewUserRequest) -> Result<String> {
         let username = format!(
             "v-{}-{}-{}",
-            truncate(&req.username_config.display_name, 8),
-            truncate(&req.username_config.role_name, 8),
-            random_suffix()
+            truncate_part(&req.username_config.display_name, 8),
+            truncate_part(&req.username_config.role_name, 8),
+            base62_random(10)
         );
         let mut state = self.initialized()?;
-        let statements = execute(&req.statements.commands, &username, Some(req.expiration))?;
+        let password = match &req.credential {
+            NewCredential::Password(p) => Some(p),
+            _ => None,
+        };
+        let statements = execute(
+            &req.statements.commands,
+            &username,
+            password,
+            Some(req.expiration),
+        )?;
         let mut user = User {
             credential_type: req.credential.credential_type().as_str(),
             password_sha256: String::new(),
@@ -218,19 +207,28 @@ impl InMemory {
             )));
         };
         if let Some(change) = &req.password {
-            user.statements
-                .extend(execute(&change.statements.commands, &req.username, None)?);
+            user.statements.extend(execute(
+                &change.statements.commands,
+                &req.username,
+                Some(&change.new_password),
+                None,
+            )?);
             user.password_sha256 = sha256_hex(change.new_password.expose().as_bytes());
         }
         if let Some(change) = &req.public_key {
-            user.statements
-                .extend(execute(&change.statements.commands, &req.username, None)?);
+            user.statements.extend(execute(
+                &change.statements.commands,
+                &req.username,
+                None,
+                None,
+            )?);
             user.public_key = String::from_utf8_lossy(&change.new_public_key).into_owned();
         }
         if let Some(change) = &req.expiration {
             user.statements.extend(execute(
                 &change.statements.commands,
                 &req.username,
+                None,
                 Some(change.new_expiration),
             )?);
             user.expiration = rfc3339(change.new_expiration);
@@ -241,7 +239,7 @@ impl InMemory {
 
     async fn delete_user(&self, req: DeleteUserRequest) -> Result<()> {
         let mut state = self.initialized()?;
-        execute(&req.statements.commands, &req.username, None)?;
+        execute(&req.statements.commands, &req.username, None, None)?;
         if state.users.remove(&req.username).is_none() {
             warn!(username = %req.username, "user does not exist; nothing to delete");
             return Ok(());

@@ -1,5 +1,6 @@
 //! Serving a plugin: the go-plugin process protocol around the database service.
 
+mod call;
 mod env;
 mod io;
 mod listener;
@@ -221,6 +222,7 @@ pub(crate) fn serve_process(app: App) -> ExitCode {
     };
     let result = runtime.block_on(run(app));
     runtime.shutdown_timeout(Duration::from_millis(100));
+    process::end_children();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -341,11 +343,15 @@ async fn run(app: App) -> Result<(), ServeError> {
     let server = tonic::transport::Server::builder()
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming.stream, stopped);
+    let parent = process::parent_pid();
     let grace = {
         let stopped = shutdown.wait();
         async move {
             stopped.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            // With the host gone nobody is left to answer: leave at once.
+            if process::parent_pid() == parent {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            }
         }
     };
     let result = tokio::select! {

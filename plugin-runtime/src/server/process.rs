@@ -40,7 +40,13 @@ pub(crate) fn install_panic_hook() {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        tracing::error!(location, "plugin panicked: {payload}");
+        if super::call::in_call() {
+            // Inside a plugin call the message may hold the request's secrets: the call
+            // logs it once they are removed.
+            super::call::record_panic_location(location);
+        } else {
+            tracing::error!(location, "plugin panicked: {payload}");
+        }
     }));
 }
 
@@ -49,8 +55,7 @@ pub(crate) fn install_panic_hook() {
 /// parent-death signal (Linux) delivers SIGTERM at once; polling the parent pid covers the
 /// race at start-up and other systems.
 pub(crate) fn exit_with_parent(shutdown: Shutdown) {
-    // SAFETY: getppid has no preconditions.
-    let parent = unsafe { libc::getppid() };
+    let parent = parent_pid();
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_PDEATHSIG with a valid signal number only sets a process attribute.
     unsafe {
@@ -58,8 +63,7 @@ pub(crate) fn exit_with_parent(shutdown: Shutdown) {
     }
     tokio::spawn(async move {
         loop {
-            // SAFETY: as above.
-            if unsafe { libc::getppid() } != parent {
+            if parent_pid() != parent {
                 tracing::warn!("the host process is gone; shutting down");
                 shutdown.trigger();
                 return;
@@ -67,4 +71,52 @@ pub(crate) fn exit_with_parent(shutdown: Shutdown) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
+}
+
+/// The parent process id (the host, or init once the host is gone).
+pub(crate) fn parent_pid() -> i32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() }
+}
+
+/// Processes the plugin started must not outlive it (the host waits for the plugin's
+/// stdout and stderr to close, which children holding them would delay): SIGTERM every
+/// direct child, then SIGKILL those still there 100 ms later.
+pub(crate) fn end_children() {
+    #[cfg(target_os = "linux")]
+    {
+        let children = || -> Vec<i32> {
+            let me = std::process::id().to_string();
+            let Ok(entries) = std::fs::read_dir("/proc") else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| {
+                    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+                    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .ok()
+                        .and_then(|s| {
+                            let (_, rest) = s.rsplit_once(')')?;
+                            Some(rest.split_whitespace().nth(1)? == me)
+                        })
+                        .unwrap_or(false)
+                })
+                .collect()
+        };
+        let first = children();
+        if first.is_empty() {
+            return;
+        }
+        for pid in &first {
+            // SAFETY: kill only sends a signal to a process id read just now.
+            unsafe { libc::kill(*pid, libc::SIGTERM) };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for pid in children() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }

@@ -64,16 +64,32 @@ pub(crate) fn config_sanitizer(config: &ConfigMap, secret_keys: &[String]) -> Sa
     s
 }
 
-/// Applies `base` plus the request's own secrets to an error.
-pub(crate) fn clean(base: &Sanitizer, request_secrets: &[&Secret], err: Error) -> Error {
+/// `base` plus the request's own secrets.
+fn with_request(base: &Sanitizer, request_secrets: &[&Secret]) -> Option<Sanitizer> {
     if request_secrets.iter().all(|s| s.is_empty()) {
-        return base.sanitize_error(err);
+        return None;
     }
     let mut s = base.clone();
     for secret in request_secrets {
         s.add((*secret).clone(), PASSWORD_LABEL);
     }
-    s.sanitize_error(err)
+    Some(s)
+}
+
+/// Applies `base` plus the request's own secrets to a text (a panic message).
+pub(crate) fn clean_text(base: &Sanitizer, request_secrets: &[&Secret], text: &str) -> String {
+    match with_request(base, request_secrets) {
+        Some(s) => s.sanitize(text).into_owned(),
+        None => base.sanitize(text).into_owned(),
+    }
+}
+
+/// Applies `base` plus the request's own secrets to an error.
+pub(crate) fn clean(base: &Sanitizer, request_secrets: &[&Secret], err: Error) -> Error {
+    match with_request(base, request_secrets) {
+        Some(s) => s.sanitize_error(err),
+        None => base.sanitize_error(err),
+    }
 }
 
 #[cfg(test)]

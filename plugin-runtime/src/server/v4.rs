@@ -2,10 +2,8 @@
 //! server returns them (plain errors, i.e. gRPC `Unknown`, unless the plugin chose a kind).
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 
 use dbplugin_proto::dbplugin::v4 as pb;
-use futures_util::FutureExt;
 use time::OffsetDateTime;
 use tonic::{Code, Request, Response, Status};
 
@@ -45,6 +43,20 @@ impl<D: Database> DatabaseService<D> {
         status(super::secrets::clean(&sanitizer, request_secrets, err))
     }
 
+    /// Runs one call of the author's code: panics contained, their message logged without
+    /// the config's secrets.
+    async fn guarded<T>(&self, fut: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
+        let sanitizer = self
+            .sanitizer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        super::call::run(fut, None, |text| {
+            super::secrets::clean_text(&sanitizer, &[], text)
+        })
+        .await
+    }
+
     fn set_config(&self, config: &ConfigMap) {
         *self
             .sanitizer
@@ -61,13 +73,6 @@ fn status(e: Error) -> Status {
         other => other.code(),
     };
     Status::new(code, e.to_string())
-}
-
-async fn guarded<T>(fut: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
-    match AssertUnwindSafe(fut).catch_unwind().await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new("the plugin panicked while handling the call")),
-    }
 }
 
 fn statements(s: Option<pb::Statements>) -> Statements {
@@ -118,7 +123,8 @@ fn config_to_json(config: &ConfigMap) -> Result<Vec<u8>, Status> {
 #[tonic::async_trait]
 impl<D: Database> pb::database_server::Database for DatabaseService<D> {
     async fn r#type(&self, _: Request<pb::Empty>) -> Result<Response<pb::TypeResponse>, Status> {
-        let name = guarded(self.db.type_name())
+        let name = self
+            .guarded(self.db.type_name())
             .await
             .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::TypeResponse { r#type: name }))
@@ -135,13 +141,13 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
             display_name: names.display_name,
             role_name: names.role_name,
         };
-        let (username, password) = guarded(self.db.create_user(
-            statements(req.statements),
-            username_config,
-            expiration,
-        ))
-        .await
-        .map_err(|e| self.fail(e, &[]))?;
+        let (username, password) = self
+            .guarded(
+                self.db
+                    .create_user(statements(req.statements), username_config, expiration),
+            )
+            .await
+            .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::CreateUserResponse {
             username,
             password: password.expose().to_owned(),
@@ -154,7 +160,7 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
     ) -> Result<Response<pb::Empty>, Status> {
         let req = request.into_inner();
         let expiration = expiration(req.expiration)?;
-        guarded(
+        self.guarded(
             self.db
                 .renew_user(statements(req.statements), req.username, expiration),
         )
@@ -168,7 +174,7 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
         request: Request<pb::RevokeUserRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let req = request.into_inner();
-        guarded(
+        self.guarded(
             self.db
                 .revoke_user(statements(req.statements), req.username),
         )
@@ -182,7 +188,8 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
         request: Request<pb::RotateRootCredentialsRequest>,
     ) -> Result<Response<pb::RotateRootCredentialsResponse>, Status> {
         let req = request.into_inner();
-        let config = guarded(self.db.rotate_root_credentials(req.statements))
+        let config = self
+            .guarded(self.db.rotate_root_credentials(req.statements))
             .await
             .map_err(|e| self.fail(e, &[]))?;
         // Errors after a rotation must hide the new root password as well as the old one.
@@ -199,7 +206,8 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
         let req = request.into_inner();
         let config = config_from_json(&req.config)?;
         self.set_config(&config);
-        let saved = guarded(self.db.init(config, req.verify_connection))
+        let saved = self
+            .guarded(self.db.init(config, req.verify_connection))
             .await
             .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::InitResponse {
@@ -209,7 +217,7 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
 
     async fn close(&self, _: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
         // The Go server ignores the plugin's Close error and always answers Empty.
-        if let Err(e) = guarded(self.db.close()).await {
+        if let Err(e) = self.guarded(self.db.close()).await {
             let e = self.fail(e, &[]);
             tracing::warn!(error = %e.message(), "closing the database failed");
         }
@@ -228,12 +236,13 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
             password: new_password.clone(),
             create: user.create,
         };
-        let (username, password) = guarded(
-            self.db
-                .set_credentials(statements(req.statements), static_user),
-        )
-        .await
-        .map_err(|e| self.fail(e, &[&new_password]))?;
+        let (username, password) = self
+            .guarded(
+                self.db
+                    .set_credentials(statements(req.statements), static_user),
+            )
+            .await
+            .map_err(|e| self.fail(e, &[&new_password]))?;
         Ok(Response::new(pb::SetCredentialsResponse {
             username,
             password: password.expose().to_owned(),
@@ -244,7 +253,8 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
         &self,
         _: Request<pb::Empty>,
     ) -> Result<Response<pb::GenerateCredentialsResponse>, Status> {
-        let password = guarded(self.db.generate_credentials())
+        let password = self
+            .guarded(self.db.generate_credentials())
             .await
             .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::GenerateCredentialsResponse {
@@ -260,7 +270,7 @@ impl<D: Database> pb::database_server::Database for DatabaseService<D> {
         let req = request.into_inner();
         let config = config_from_json(&req.config)?;
         self.set_config(&config);
-        guarded(self.db.init(config, req.verify_connection))
+        self.guarded(self.db.init(config, req.verify_connection))
             .await
             .map_err(|e| self.fail(e, &[]))?;
         Ok(Response::new(pb::Empty {}))

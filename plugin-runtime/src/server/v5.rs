@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 
 use dbplugin_proto::dbplugin::v5 as pb;
-use futures_util::FutureExt;
 use time::OffsetDateTime;
 use tonic::{Code, Request, Response, Status};
 
+use crate::Secret;
 use crate::config::{map_to_struct, struct_to_map};
 use crate::database::{
     ChangeExpiration, ChangePassword, ChangePublicKey, CredentialType, Database, DatabaseFactory,
@@ -18,9 +17,8 @@ use crate::database::{
     UpdateUserRequest, UsernameMetadata,
 };
 use crate::toolkit::sanitize::Sanitizer;
-use crate::{Error, Secret};
 
-use super::secrets;
+use super::{call, secrets};
 
 /// The gRPC metadata key carrying the connection id.
 pub(crate) const MULTIPLEX_ID_KEY: &str = "multiplex_id";
@@ -39,9 +37,21 @@ impl<D> Instance<D> {
             .clone()
     }
 
-    /// The status for an error of this instance: secrets removed, then the Go prefix.
-    fn fail(&self, err: Error, request_secrets: &[&Secret], prefix: &str) -> Status {
-        secrets::clean(&self.sanitizer(), request_secrets, err).into_status(prefix)
+    /// Runs one call of the author's code (see [`call::run`]); an error becomes the status
+    /// the host receives: secrets removed, then the Go server's prefix.
+    async fn call<T>(
+        &self,
+        fut: impl Future<Output = crate::Result<T>>,
+        deadline: Option<std::time::Duration>,
+        request_secrets: &[&Secret],
+        prefix: &str,
+    ) -> Result<T, Status> {
+        let sanitizer = self.sanitizer();
+        call::run(fut, deadline, |text| {
+            secrets::clean_text(&sanitizer, request_secrets, text)
+        })
+        .await
+        .map_err(|e| secrets::clean(&sanitizer, request_secrets, e).into_status(prefix))
     }
 }
 
@@ -126,7 +136,9 @@ impl<F: DatabaseFactory> DatabaseService<F> {
         if let Some(db) = map.get(key) {
             return Ok(db.clone());
         }
-        let db = match std::panic::catch_unwind(AssertUnwindSafe(|| self.factory.create())) {
+        let db = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.factory.create()
+        })) {
             Ok(Ok(db)) => Arc::new(Instance {
                 db,
                 sanitizer: std::sync::RwLock::new(Sanitizer::new()),
@@ -157,14 +169,6 @@ impl<F: DatabaseFactory> DatabaseService<F> {
     #[cfg(test)]
     pub(crate) fn instance_count(&self) -> usize {
         self.read().len()
-    }
-}
-
-/// Runs a plugin author's future; a panic becomes an error for this call only.
-async fn guarded<T>(fut: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
-    match AssertUnwindSafe(fut).catch_unwind().await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new("the plugin panicked while handling the call")),
     }
 }
 
@@ -207,6 +211,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         request: Request<pb::InitializeRequest>,
     ) -> Result<Response<pb::InitializeResponse>, Status> {
         let key = self.key(&request)?;
+        let deadline = call::grpc_timeout(request.metadata());
         let db = self.get_or_create(&key)?;
         let req = request.into_inner();
         let config = struct_to_map(req.config_data);
@@ -216,12 +221,15 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             secrets::config_sanitizer(&config, &self.secret_keys);
-        let response = guarded(
-            db.db
-                .initialize(InitializeRequest::new(config, req.verify_connection)),
-        )
-        .await
-        .map_err(|e| db.fail(e, &[], "failed to initialize"))?;
+        let response = db
+            .call(
+                db.db
+                    .initialize(InitializeRequest::new(config, req.verify_connection)),
+                deadline,
+                &[],
+                "failed to initialize",
+            )
+            .await?;
         let config_data = map_to_struct(response.config)
             .map_err(|e| Status::internal(format!("failed to marshal new config to JSON: {e}")))?;
         Ok(Response::new(pb::InitializeResponse {
@@ -234,6 +242,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         request: Request<pb::NewUserRequest>,
     ) -> Result<Response<pb::NewUserResponse>, Status> {
         let key = self.key(&request)?;
+        let deadline = call::grpc_timeout(request.metadata());
         let req = request.into_inner();
         let username_config = req
             .username_config
@@ -262,9 +271,14 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
             credential,
             expiration,
         };
-        let response = guarded(db.db.new_user(request))
-            .await
-            .map_err(|e| db.fail(e, &[&password], "unable to create new user"))?;
+        let response = db
+            .call(
+                db.db.new_user(request),
+                deadline,
+                &[&password],
+                "unable to create new user",
+            )
+            .await?;
         Ok(Response::new(pb::NewUserResponse {
             username: response.username,
         }))
@@ -275,6 +289,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         let key = self.key(&request)?;
+        let deadline = call::grpc_timeout(request.metadata());
         let req = request.into_inner();
         if req.username.is_empty() {
             return Err(Status::invalid_argument("no username provided"));
@@ -332,9 +347,13 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
                 .map(Secret::from),
         };
         let request_secrets: Vec<&Secret> = request_secrets.iter().collect();
-        guarded(db.db.update_user(request))
-            .await
-            .map_err(|e| db.fail(e, &request_secrets, "unable to update user"))?;
+        db.call(
+            db.db.update_user(request),
+            deadline,
+            &request_secrets,
+            "unable to update user",
+        )
+        .await?;
         Ok(Response::new(pb::UpdateUserResponse {}))
     }
 
@@ -343,6 +362,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
         let key = self.key(&request)?;
+        let deadline = call::grpc_timeout(request.metadata());
         let req = request.into_inner();
         if req.username.is_empty() {
             return Err(Status::invalid_argument("no username provided"));
@@ -352,9 +372,13 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
             username: req.username,
             statements: statements(req.statements),
         };
-        guarded(db.db.delete_user(request))
-            .await
-            .map_err(|e| db.fail(e, &[], "unable to delete user"))?;
+        db.call(
+            db.db.delete_user(request),
+            deadline,
+            &[],
+            "unable to delete user",
+        )
+        .await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
 
@@ -363,19 +387,25 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         request: Request<pb::Empty>,
     ) -> Result<Response<pb::TypeResponse>, Status> {
         let key = self.key(&request)?;
+        let deadline = call::grpc_timeout(request.metadata());
         let db = self.get_or_create(&key)?;
-        let name = guarded(db.db.type_name())
-            .await
-            .map_err(|e| db.fail(e, &[], "unable to retrieve type"))?;
+        let name = db
+            .call(db.db.type_name(), deadline, &[], "unable to retrieve type")
+            .await?;
         Ok(Response::new(pb::TypeResponse { r#type: name }))
     }
 
     async fn close(&self, request: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
         let key = self.key(&request)?;
+        let deadline = call::grpc_timeout(request.metadata());
         let db = self.get(&key)?;
-        guarded(db.db.close())
-            .await
-            .map_err(|e| db.fail(e, &[], "unable to close database plugin"))?;
+        db.call(
+            db.db.close(),
+            deadline,
+            &[],
+            "unable to close database plugin",
+        )
+        .await?;
         let mut map = self.lock();
         if map.get(&key).is_some_and(|d| Arc::ptr_eq(d, &db)) {
             map.remove(&key);
@@ -389,6 +419,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
     use crate::{InitializeResponse, NewUserResponse};
     use pb::database_server::Database as _;
 

@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use dbplugin::testkit::{ClientCertificate, Host};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::{Channel, Endpoint};
@@ -319,7 +317,9 @@ impl Started {
             .handshake
             .cert_lenient()
             .ok_or("AutoMTLS is on but the handshake announced no readable certificate")?;
-        client_config(with_client_cert.then_some(cert), server).map(|c| Some(Arc::new(c)))
+        dbplugin::testkit::client_config(with_client_cert.then_some(cert), server)
+            .map(|c| Some(Arc::new(c)))
+            .map_err(|e| e.to_string())
     }
 
     /// A gRPC channel to the plugin, with the host certificate, whatever ALPN the server
@@ -383,87 +383,6 @@ impl Started {
             stderr: take(&self.stderr),
             stdout_after_handshake: take(&self.stdout),
         }
-    }
-}
-
-/// The host's TLS client configuration: pinned server certificate for the name
-/// `localhost`, the host certificate (when given), ALPN `h2` offered. The test host's own
-/// configuration is private and always carries the client certificate; `check` also dials
-/// without one (`tls-client-cert-required`), so it builds its own.
-pub(crate) fn client_config(
-    cert: Option<&ClientCertificate>,
-    server_der: Vec<u8>,
-) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(Pinned {
-        der: server_der,
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let mut config = match cert {
-        Some(cert) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from(cert.der.clone())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
-            )
-            .map_err(|e| e.to_string())?,
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(config)
-}
-
-/// Trusts exactly the announced certificate, for the name `localhost`.
-#[derive(Debug)]
-struct Pinned {
-    der: Vec<u8>,
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() != self.der.as_slice() {
-            return Err(rustls::Error::General(
-                "the server presented a certificate other than the handshake's".into(),
-            ));
-        }
-        if server_name.to_str() != "localhost" {
-            return Err(rustls::Error::General("unexpected server name".into()));
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
 

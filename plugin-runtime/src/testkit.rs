@@ -791,3 +791,138 @@ fn timestamp(t: time::OffsetDateTime) -> prost_types::Timestamp {
         nanos: nanos.rem_euclid(1_000_000_000) as i32,
     }
 }
+
+/// Checks an example plugin's README against the plugin: the `sh` blocks' `plugin register`
+/// commands name `binary` (with `-command=`, version `v0.1.0`, type `database`), every
+/// `write database/config/...` key is one the plugin or the host accepts, `cargo build` and
+/// `sha256sum` lines name the binary, and every plugin key appears in backticks. Returns
+/// the problems found (empty when the README is consistent).
+pub fn readme_problems(
+    readme: &str,
+    binary: &str,
+    config_keys: &[&str],
+    host_keys: &[&str],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let cmds = readme_commands(readme);
+    let register: Vec<&String> = cmds
+        .iter()
+        .filter(|c| c.contains(" plugin register "))
+        .collect();
+    if register.is_empty() {
+        problems.push("no `plugin register` command".to_owned());
+    }
+    for c in &register {
+        let command = c
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("-command="));
+        if command != Some(binary) {
+            problems.push(format!("`-command=` is not {binary}: {c}"));
+        }
+        if !c.contains("-version=v0.1.0") || !c.trim_end().ends_with(&format!("database {binary}"))
+        {
+            problems.push(format!(
+                "register command does not end in `database {binary}` with -version=v0.1.0: {c}"
+            ));
+        }
+    }
+    let configs: Vec<&String> = cmds
+        .iter()
+        .filter(|c| c.contains(" write database/config/"))
+        .collect();
+    if configs.is_empty() {
+        problems.push("no `write database/config/...` command".to_owned());
+    }
+    for c in configs {
+        let keys = command_keys(c);
+        if !c.contains(&format!("plugin_name={binary}")) {
+            problems.push(format!("config does not set plugin_name={binary}: {c}"));
+        }
+        for k in &keys {
+            if !config_keys.contains(&k.as_str()) && !host_keys.contains(&k.as_str()) {
+                problems.push(format!(
+                    "README configures `{k}`, which the plugin does not accept"
+                ));
+            }
+        }
+    }
+    for c in cmds.iter().filter(|c| c.starts_with("cargo build")) {
+        if !c.ends_with(&format!("-p {binary}")) {
+            problems.push(format!("build command does not build {binary}: {c}"));
+        }
+    }
+    for c in cmds.iter().filter(|c| c.contains("sha256sum ")) {
+        if !c.contains(&format!("/{binary}")) {
+            problems.push(format!("sha256sum does not hash {binary}: {c}"));
+        }
+    }
+    for k in config_keys {
+        if !readme.contains(&format!("`{k}`")) {
+            problems.push(format!("`{k}` missing from the README's key table"));
+        }
+    }
+    problems
+}
+
+/// The shell commands of a README's ```` ```sh ```` blocks, `\` continuations joined.
+fn readme_commands(readme: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut in_sh = false;
+    for line in readme.lines() {
+        let line = line.trim();
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+            continue;
+        }
+        if !in_sh {
+            continue;
+        }
+        if let Some(body) = line.strip_suffix('\\') {
+            current.push_str(body);
+            current.push(' ');
+        } else {
+            current.push_str(line);
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    out
+}
+
+/// The `key=value` arguments after `vault write <path>` (values may be quoted).
+fn command_keys(command: &str) -> Vec<String> {
+    let mut word = String::new();
+    let mut quote = None;
+    let mut words = Vec::new();
+    for c in command.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => {}
+            (None, ' ') => words.push(std::mem::take(&mut word)),
+            _ => word.push(c),
+        }
+    }
+    words.push(word);
+    words
+        .iter()
+        .skip(3)
+        .filter_map(|w| w.split_once('=').map(|(k, _)| k.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn readme_problems_finds_wrong_keys_and_commands() {
+        let good = "keys: `connection_url`\n```sh\nvault plugin register -sha256=x -command=p -version=v0.1.0 database p\nvault write database/config/x plugin_name=p connection_url='a b'\n```\n";
+        assert!(
+            super::readme_problems(good, "p", &["connection_url"], &["plugin_name"]).is_empty()
+        );
+        let bad = good
+            .replace("connection_url='a b'", "conection_url=x")
+            .replace("-command=p", "-command=q");
+        let problems = super::readme_problems(&bad, "p", &["connection_url"], &["plugin_name"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+}

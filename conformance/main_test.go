@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,9 +33,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// locateBinary honours the env override, else builds the cargo package pkg
-// (whose binary has the same name) in the repository root, the parent of
-// this module.
+// locateBinary honours the env override, else returns the binary of the
+// cargo package pkg (whose binary has the same name) from one
+// `cargo build --workspace --bins` in the repository root, the parent of this
+// module. Building every binary in one invocation gives them all the same
+// feature resolution, so the runtime is compiled once rather than once per
+// package (and matches what scripts/test-all builds first).
 func locateBinary(envVar, pkg string) (string, error) {
 	if p := os.Getenv(envVar); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -42,32 +46,53 @@ func locateBinary(envVar, pkg string) (string, error) {
 		}
 		return filepath.Abs(p)
 	}
-	wd, err := os.Getwd()
+	target, err := buildWorkspaceBins()
 	if err != nil {
 		return "", err
-	}
-	root := filepath.Dir(wd)
-	cargo, err := exec.LookPath("cargo")
-	if err != nil {
-		return "", fmt.Errorf("cargo not found and %s unset: %w", envVar, err)
-	}
-	cmd := exec.Command(cargo, "build", "-p", pkg)
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("cargo build -p %s: %w", pkg, err)
-	}
-	target := os.Getenv("CARGO_TARGET_DIR")
-	if target == "" {
-		target = filepath.Join(root, "target")
-	} else if !filepath.IsAbs(target) {
-		target = filepath.Join(root, target)
 	}
 	bin := filepath.Join(target, "debug", pkg)
 	if _, err := os.Stat(bin); err != nil {
 		return "", err
 	}
 	return bin, nil
+}
+
+var (
+	buildOnce   sync.Once
+	buildTarget string
+	buildErr    error
+)
+
+// buildWorkspaceBins runs `cargo build --workspace --bins` once per test
+// process and returns the cargo target directory.
+func buildWorkspaceBins() (string, error) {
+	buildOnce.Do(func() {
+		wd, err := os.Getwd()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		root := filepath.Dir(wd)
+		cargo, err := exec.LookPath("cargo")
+		if err != nil {
+			buildErr = fmt.Errorf("cargo not found and no DBPLUGIN_*_BIN override set: %w", err)
+			return
+		}
+		cmd := exec.Command(cargo, "build", "--workspace", "--bins")
+		cmd.Dir = root
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			buildErr = fmt.Errorf("cargo build --workspace --bins: %w", err)
+			return
+		}
+		buildTarget = os.Getenv("CARGO_TARGET_DIR")
+		if buildTarget == "" {
+			buildTarget = filepath.Join(root, "target")
+		} else if !filepath.IsAbs(buildTarget) {
+			buildTarget = filepath.Join(root, buildTarget)
+		}
+	})
+	return buildTarget, buildErr
 }
 
 // requireBinary fails under CI=true and skips otherwise when the plugin

@@ -32,14 +32,11 @@ fn bytes(v: &Value) -> Vec<u8> {
     }
 }
 
-/// What a Rust `String` can hold of Go's bytes: byte-level truncation in Go can leave a
-/// partial UTF-8 sequence, which the Rust toolkit drops instead (documented gap).
-fn valid_part(b: &[u8]) -> String {
-    b.utf8_chunks().map(|c| c.valid()).collect()
-}
-
+/// Go's rune view of bytes: each invalid byte is U+FFFD.
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    b.utf8_chunks()
+        .map(|c| c.valid().to_owned() + &"\u{FFFD}".repeat(c.invalid().len()))
+        .collect()
 }
 
 const RANDOM: char = '\u{1}';
@@ -64,8 +61,7 @@ impl Environment for Marking {
 
 /// Same length; equal except where Rust has a random marker (Go: alphanumeric) or both
 /// have a digit (clock values).
-fn shape_matches(rust: &str, go: &str) -> bool {
-    let (r, g) = (rust.as_bytes(), go.as_bytes());
+fn shape_matches(r: &[u8], g: &[u8]) -> bool {
     r.len() == g.len()
         && r.iter().zip(g).all(|(&a, &b)| match a {
             1 => b.is_ascii_alphanumeric(),
@@ -73,22 +69,6 @@ fn shape_matches(rust: &str, go: &str) -> bool {
             _ => a == b || a.is_ascii_digit() && b.is_ascii_digit(),
         })
 }
-
-/// Cases where the Rust toolkit knowingly differs from the SDK (see the toolkit docs):
-///
-/// - Go's byte-level `truncate` can leave a partial UTF-8 sequence that later steps count
-///   (or turn into U+FFFD); a Rust `String` cannot hold it, so the partial character is
-///   dropped at the cut, and a later `truncate` keeps one more character.
-/// - `{{define}}`/`{{template}}` are not supported.
-///
-/// The test fails if one of these starts to match (update the list) or another case differs.
-const KNOWN_GAPS: &[&str] = &[
-    "templates[8]",
-    "templates[13]",
-    "templates[23]",
-    "templates[133]",
-    "credsutil[8]",
-];
 
 struct Failures(Vec<String>);
 
@@ -134,18 +114,22 @@ fn golden_parity_with_go_sdk() {
             case["role_name"].as_str().unwrap(),
         );
         let random = case["random"].as_bool().unwrap_or(false);
-        let got = Template::parse(raw).and_then(|t| t.render_with(&meta, &Marking));
+        let got = Template::parse(raw).and_then(|t| t.render_bytes_with(&meta, &Marking));
         let name = case["name"].as_str().unwrap();
         match (&got, want.get("output"), want.get("error")) {
             (Ok(out), Some(go), _) => {
-                let go = valid_part(&bytes(go));
+                let go = bytes(go);
                 let ok = if random {
                     shape_matches(out, &go)
                 } else {
                     *out == go
                 };
                 f.check(ok, || {
-                    format!("templates[{i}] {name}: rust {out:?}, go {go:?}")
+                    format!(
+                        "templates[{i}] {name}: rust {:?}, go {:?}",
+                        out.escape_ascii().to_string(),
+                        go.escape_ascii().to_string()
+                    )
                 });
             }
             (Err(e), _, Some(go)) => f.check(e.to_string() == go.as_str().unwrap(), || {
@@ -190,14 +174,16 @@ fn golden_parity_with_go_sdk() {
     {
         counted += 1;
         let input = case["input"].as_str().unwrap();
-        let got = statements::parse_arbitrary_string_slice(input, case["sep"].as_str().unwrap());
-        let go: Vec<String> = want
+        let got =
+            statements::parse_arbitrary_string_slice_bytes(input, case["sep"].as_str().unwrap());
+        let go: Vec<Vec<u8>> = want
             .as_array()
-            .map(|a| a.iter().map(|v| lossy(&bytes(v))).collect())
+            .map(|a| a.iter().map(bytes).collect())
             .unwrap_or_default();
         f.check(got == go, || {
             format!("splits[{i}] {input:?}: rust {got:?}, go {go:?}")
         });
+        let go: Vec<String> = go.iter().map(|b| lossy(b)).collect();
         if case["sep"] == ";" {
             let want_split: Vec<String> = go
                 .iter()
@@ -249,10 +235,14 @@ fn golden_parity_with_go_sdk() {
             .separator(case["separator"].as_str().unwrap())
             .max_length(case["max_len"].as_i64().unwrap())
             .case(case_op)
-            .generate_from(&RANDOM.to_string().repeat(20), NOW.unix_timestamp());
-        let go = valid_part(&bytes(want));
+            .generate_bytes_from(&RANDOM.to_string().repeat(20), NOW.unix_timestamp());
+        let go = bytes(want);
         f.check(shape_matches(&got, &go), || {
-            format!("credsutil[{i}]: rust {got:?}, go {go:?}")
+            format!(
+                "credsutil[{i}]: rust {:?}, go {:?}",
+                got.escape_ascii().to_string(),
+                go.escape_ascii().to_string()
+            )
         });
     }
 
@@ -383,26 +373,11 @@ fn golden_parity_with_go_sdk() {
     }
 
     assert!(counted >= 150, "corpus too small: {counted}");
-    let (gaps, real): (Vec<_>, Vec<_>) = f.0.iter().partition(|m| {
-        KNOWN_GAPS
-            .iter()
-            .any(|g| m.starts_with(&format!("{g} ")) || m.starts_with(&format!("{g}:")))
-    });
-    for g in &gaps {
-        eprintln!("known gap: {g}");
-    }
     assert!(
-        real.is_empty(),
-        "{} parity failures:\n{}",
-        real.len(),
-        real.iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        f.0.is_empty(),
+        "{} parity failures of {counted} cases:\n{}",
+        f.0.len(),
+        f.0.join("\n")
     );
-    assert_eq!(
-        gaps.len(),
-        KNOWN_GAPS.len(),
-        "a known gap no longer differs; update KNOWN_GAPS"
-    );
+    eprintln!("{counted} corpus cases identical to the Go SDK's output");
 }

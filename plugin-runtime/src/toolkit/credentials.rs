@@ -100,10 +100,13 @@ pub enum CaseOp {
     Lowercase,
 }
 
-/// How a name part is cut: as `credsutil.DisplayName(name, len)` / `RoleName` do.
+/// How a name part is cut, as `credsutil.DisplayName(name, len)` / `RoleName` do, for
+/// building a `String`: `len > 0` keeps the first `len` bytes, `0` keeps everything, `< 0`
+/// (the SDK's `NoneLength = -1`) drops the part.
 ///
-/// `len > 0` keeps the first `len` bytes, `0` keeps everything, `< 0` (the SDK's
-/// `NoneLength = -1`) drops the part.
+/// Go slices bytes; when the cut falls inside a character this keeps only the whole
+/// characters before it (a `&str` cannot hold the partial bytes). [`UsernameGenerator`]
+/// keeps Go's exact bytes.
 pub fn truncate_part(s: &str, len: i64) -> &str {
     match len {
         l if l > 0 => go_byte_prefix(s, l as usize),
@@ -112,10 +115,17 @@ pub fn truncate_part(s: &str, len: i64) -> &str {
     }
 }
 
-/// The first `n` bytes of `s`. Go slices bytes; when the cut falls inside a character, the
-/// partial sequence is dropped (Rust strings hold only whole characters) — Go would keep
-/// the raw bytes.
-pub(crate) fn go_byte_prefix(s: &str, n: usize) -> &str {
+/// [`truncate_part`] on bytes, exactly as Go slices.
+fn truncate_part_bytes(s: &[u8], len: i64) -> &[u8] {
+    match len {
+        l if l > 0 => &s[..s.len().min(l as usize)],
+        0 => s,
+        _ => b"",
+    }
+}
+
+/// The first `n` bytes of `s`, backing off to a character boundary.
+fn go_byte_prefix(s: &str, n: usize) -> &str {
     if n >= s.len() {
         return s;
     }
@@ -130,12 +140,16 @@ pub(crate) fn go_byte_prefix(s: &str, n: usize) -> &str {
 /// and the unix time in seconds, joined by the separator (empty parts skipped; an empty
 /// separator concatenates), cut to the maximum length, then case-converted.
 ///
+/// All cuts count bytes, as in Go. [`generate_bytes_from`](Self::generate_bytes_from) gives
+/// Go's exact bytes; the `String` methods turn each byte of a character cut in half into
+/// U+FFFD (what Go's case conversion does to it).
+///
 /// Defaults as in the SDK: separator `_`, maximum length 100, case kept, no display or role
 /// name.
 #[derive(Debug, Clone)]
 pub struct UsernameGenerator {
-    display_name: String,
-    role_name: String,
+    display_name: Vec<u8>,
+    role_name: Vec<u8>,
     separator: String,
     max_length: i64,
     case: CaseOp,
@@ -144,8 +158,8 @@ pub struct UsernameGenerator {
 impl Default for UsernameGenerator {
     fn default() -> Self {
         UsernameGenerator {
-            display_name: String::new(),
-            role_name: String::new(),
+            display_name: Vec::new(),
+            role_name: Vec::new(),
             separator: "_".into(),
             max_length: 100,
             case: CaseOp::Keep,
@@ -159,17 +173,17 @@ impl UsernameGenerator {
         Self::default()
     }
 
-    /// The display name, cut with [`truncate_part`].
+    /// The display name, cut to `max_len` bytes as [`truncate_part`] describes.
     #[must_use]
     pub fn display_name(mut self, name: &str, max_len: i64) -> Self {
-        self.display_name = truncate_part(name, max_len).to_owned();
+        self.display_name = truncate_part_bytes(name.as_bytes(), max_len).to_vec();
         self
     }
 
-    /// The role name, cut with [`truncate_part`].
+    /// The role name, cut to `max_len` bytes as [`truncate_part`] describes.
     #[must_use]
     pub fn role_name(mut self, name: &str, max_len: i64) -> Self {
-        self.role_name = truncate_part(name, max_len).to_owned();
+        self.role_name = truncate_part_bytes(name.as_bytes(), max_len).to_vec();
         self
     }
 
@@ -205,13 +219,27 @@ impl UsernameGenerator {
 
     /// A username from the given random part and unix time (deterministic, for tests).
     pub fn generate_from(&self, random: &str, unix_secs: i64) -> String {
+        super::gostr::lossy_per_byte(&self.generate_bytes_from(random, unix_secs))
+    }
+
+    /// Go's exact bytes for the given random part and unix time.
+    ///
+    /// ```
+    /// use dbplugin::toolkit::credentials::UsernameGenerator;
+    ///
+    /// // Four bytes of "日本" cut the second character: Go keeps its first byte.
+    /// let g = UsernameGenerator::new().display_name("日本", 4).separator("-");
+    /// assert_eq!(g.generate_bytes_from("R", 7), b"v-\xe6\x97\xa5\xe6-R-7");
+    /// assert_eq!(g.generate_from("R", 7), "v-日\u{FFFD}-R-7");
+    /// ```
+    pub fn generate_bytes_from(&self, random: &str, unix_secs: i64) -> Vec<u8> {
         let now = unix_secs.to_string();
-        let parts = [
-            "v",
-            self.display_name.as_str(),
-            self.role_name.as_str(),
-            random,
-            now.as_str(),
+        let parts: [&[u8]; 5] = [
+            b"v",
+            &self.display_name,
+            &self.role_name,
+            random.as_bytes(),
+            now.as_bytes(),
         ];
         let joined = if self.separator.is_empty() {
             parts.concat()
@@ -221,13 +249,13 @@ impl UsernameGenerator {
                 .filter(|p| !p.is_empty())
                 .copied()
                 .collect::<Vec<_>>()
-                .join(&self.separator)
+                .join(self.separator.as_bytes())
         };
-        let cut = truncate_part(&joined, self.max_length);
+        let cut = truncate_part_bytes(&joined, self.max_length);
         match self.case {
-            CaseOp::Keep => cut.to_owned(),
-            CaseOp::Uppercase => super::gostr::to_upper(cut),
-            CaseOp::Lowercase => super::gostr::to_lower(cut),
+            CaseOp::Keep => cut.to_vec(),
+            CaseOp::Uppercase => super::gostr::to_upper_bytes(cut),
+            CaseOp::Lowercase => super::gostr::to_lower_bytes(cut),
         }
     }
 }

@@ -235,32 +235,37 @@ const GO_STD: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 /// // base64 of `a;b`
 /// assert_eq!(parse_arbitrary_string_slice("YTti", ";"), ["a", "b"]);
 /// ```
+///
+/// A command that happens to be valid base64 is decoded, as in Go, whatever it decodes to;
+/// where that is not UTF-8, each stray byte becomes U+FFFD here
+/// ([`parse_arbitrary_string_slice_bytes`] keeps Go's bytes).
 pub fn parse_arbitrary_string_slice(input: &str, sep: &str) -> Vec<String> {
+    parse_arbitrary_string_slice_bytes(input, sep)
+        .iter()
+        .map(|b| super::gostr::lossy_per_byte(b))
+        .collect()
+}
+
+/// [`parse_arbitrary_string_slice`] with Go's exact bytes.
+///
+/// ```
+/// use dbplugin::toolkit::statements::parse_arbitrary_string_slice_bytes;
+///
+/// // "ABCD" is valid base64, so Go runs the three bytes it encodes, not "ABCD".
+/// assert_eq!(parse_arbitrary_string_slice_bytes("ABCD", ";"), [b"\x00\x10\x83".to_vec()]);
+/// ```
+pub fn parse_arbitrary_string_slice_bytes(input: &str, sep: &str) -> Vec<Vec<u8>> {
     let input = go_trim(input);
     if input.is_empty() {
         return Vec::new();
     }
-    let decoded;
-    let text: &str = match go_std_base64_decode(input) {
-        Some(bytes) => {
-            decoded = go_string(bytes);
-            &decoded
-        }
-        None => input,
-    };
-    if let Some(list) = json_string_array(text) {
-        return list;
+    let text = go_std_base64_decode(input).unwrap_or_else(|| input.as_bytes().to_vec());
+    // Go's JSON decoder turns each invalid byte inside a string into U+FFFD; outside
+    // strings it is a syntax error either way.
+    if let Some(list) = json_string_array(&super::gostr::lossy_per_byte(&text)) {
+        return list.into_iter().map(String::into_bytes).collect();
     }
-    parse_string_slice(text, sep)
-}
-
-/// Bytes to a string as Go sees them: invalid UTF-8 sequences become U+FFFD when text is
-/// later handled as runes; byte-exact round trips need valid UTF-8 anyway.
-fn go_string(bytes: Vec<u8>) -> String {
-    match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
+    parse_string_slice(&text, sep.as_bytes())
 }
 
 /// `json.Unmarshal` into `[]string`: an array of strings, or `null` (→ empty).
@@ -320,19 +325,42 @@ fn replace_lone_surrogates(text: &str) -> Option<String> {
 }
 
 /// `strutil.ParseStringSlice`: trim, split on `sep`, trim each piece.
-fn parse_string_slice(input: &str, sep: &str) -> Vec<String> {
-    let input = go_trim(input);
+fn parse_string_slice(input: &[u8], sep: &[u8]) -> Vec<Vec<u8>> {
+    let input = go_trim_bytes(input);
     if input.is_empty() {
         return Vec::new();
     }
     if sep.is_empty() {
-        // Go's strings.Split with an empty separator splits into UTF-8 sequences.
-        return input
-            .chars()
-            .map(|c| go_trim(&c.to_string()).to_owned())
+        // Go's strings.Split with an empty separator splits into UTF-8 sequences (an
+        // invalid byte on its own).
+        return super::gostr::runes(input)
+            .map(|(at, w, _)| go_trim_bytes(&input[at..at + w]).to_vec())
             .collect();
     }
-    input.split(sep).map(|p| go_trim(p).to_owned()).collect()
+    let mut out = Vec::new();
+    let mut rest = input;
+    while let Some(i) = super::gostr::find(rest, sep) {
+        out.push(go_trim_bytes(&rest[..i]).to_vec());
+        rest = &rest[i + sep.len()..];
+    }
+    out.push(go_trim_bytes(rest).to_vec());
+    out
+}
+
+/// `strings.TrimSpace` of a Go string (invalid bytes are not space).
+fn go_trim_bytes(b: &[u8]) -> &[u8] {
+    let mut first = None;
+    let mut end = 0;
+    for (at, w, c) in super::gostr::runes(b) {
+        if (c == '\u{FFFD}' && w == 1) || !is_go_space(c) {
+            first.get_or_insert(at);
+            end = at + w;
+        }
+    }
+    match first {
+        Some(start) => &b[start..end],
+        None => &b[..0],
+    }
 }
 
 /// Splits one role statement into the queries to run, as the SQL built-ins do:

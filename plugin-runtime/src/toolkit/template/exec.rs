@@ -1,7 +1,7 @@
 //! Executing a parsed template.
 
 use super::funcs::{self, Func, Ty};
-use super::parse::{Arg, Command, Node, Number, Pipe};
+use super::parse::{Arg, Command, MAIN, Node, Number, Pipe};
 use super::value::{self, Value};
 use super::{Environment, TemplateData, TemplateError};
 
@@ -13,16 +13,21 @@ enum At<'n> {
     Cmd(&'n Command),
     Pipe(&'n Pipe),
     Action(usize, &'n Pipe),
+    Template(usize, &'n [u8], Option<&'n Pipe>),
 }
 
 pub(crate) struct State<'a> {
     pub(crate) src: &'a str,
     pub(crate) data: &'a dyn TemplateData,
     pub(crate) env: &'a dyn Environment,
-    pub(crate) out: String,
+    pub(crate) out: Vec<u8>,
+    templates: &'a [(Vec<u8>, Vec<Node>)],
+    /// The template being executed (named in errors as Go does).
+    name: &'a [u8],
     vars: Vec<(String, Value)>,
     at: At<'a>,
     steps: u64,
+    depth: usize,
 }
 
 pub(crate) enum Flow {
@@ -35,18 +40,41 @@ type R<T> = Result<T, TemplateError>;
 
 const MAX_STEPS: u64 = 1_000_000;
 const MAX_OUTPUT: usize = 64 << 20;
+/// How deep `{{template}}` calls may nest (Go's `maxExecDepth`). Templates that call
+/// templates run on a thread with a stack of [`super::CALL_STACK`] bytes.
+pub(crate) const MAX_TEMPLATE_DEPTH: usize = 100_000;
 
 impl<'a> State<'a> {
-    pub(crate) fn new(src: &'a str, data: &'a dyn TemplateData, env: &'a dyn Environment) -> Self {
+    pub(crate) fn new(
+        src: &'a str,
+        templates: &'a [(Vec<u8>, Vec<Node>)],
+        data: &'a dyn TemplateData,
+        env: &'a dyn Environment,
+    ) -> Self {
         State {
             src,
             data,
             env,
-            out: String::new(),
+            out: Vec::new(),
+            templates,
+            name: MAIN,
             vars: vec![("$".into(), Value::Data)],
             at: At::None,
             steps: 0,
+            depth: 0,
         }
+    }
+
+    /// Runs the main template (Go's `Execute`).
+    pub(crate) fn run(&mut self) -> R<()> {
+        let main = self
+            .templates
+            .iter()
+            .find(|(n, _)| n == MAIN)
+            .map(|(_, nodes)| nodes.as_slice())
+            .unwrap_or(&[]);
+        self.walk(main)?;
+        Ok(())
     }
 
     fn errorf(&self, msg: impl Into<String>) -> TemplateError {
@@ -57,6 +85,17 @@ impl<'a> State<'a> {
             At::Cmd(c) => (c.pos, c.text()),
             At::Pipe(p) => (p.pos, p.text()),
             At::Action(pos, p) => (pos, format!("{{{{{}}}}}", p.text())),
+            At::Template(pos, name, pipe) => (
+                pos,
+                match pipe {
+                    Some(p) => format!(
+                        "{{{{template {} {}}}}}",
+                        value::go_quote_bytes(name),
+                        p.text()
+                    ),
+                    None => format!("{{{{template {}}}}}", value::go_quote_bytes(name)),
+                },
+            ),
         };
         let before = &self.src[..pos.min(self.src.len())];
         let line = 1 + before.matches('\n').count();
@@ -66,7 +105,10 @@ impl<'a> State<'a> {
         };
         TemplateError::exec(
             pos,
-            format!("template: template:{line}:{col}: executing \"template\" at <{ctx}>: {msg}"),
+            format!(
+                "template: template:{line}:{col}: executing {} at <{ctx}>: {msg}",
+                value::go_quote_bytes(self.name)
+            ),
         )
     }
 
@@ -84,15 +126,16 @@ impl<'a> State<'a> {
                 ));
             }
             match node {
-                Node::Text(t) => self.out.push_str(t),
+                Node::Text(t) => self.out.extend_from_slice(t.as_bytes()),
                 Node::Action(pos, pipe) => {
                     self.at = At::Action(*pos, pipe);
                     let v = self.pipeline(pipe)?;
                     if pipe.decl.is_empty() {
                         let s = value::print_value(&v, &|| self.data_text());
-                        self.out.push_str(&s);
+                        self.out.extend_from_slice(&s);
                     }
                 }
+                Node::Template(pos, name, pipe) => self.call_template(*pos, name, pipe.as_ref())?,
                 Node::If(pipe, list, else_list) | Node::With(pipe, list, else_list) => {
                     let mark = self.vars.len();
                     let v = self.pipeline(pipe)?;
@@ -118,7 +161,7 @@ impl<'a> State<'a> {
                         other => {
                             return Err(self.errorf(format!(
                                 "range can't iterate over {}",
-                                value::print_value(&other, &|| self.data_text())
+                                value::print_text(&other, &|| self.data_text())
                             )));
                         }
                     };
@@ -148,6 +191,39 @@ impl<'a> State<'a> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// Go's `walkTemplate`: the named template with the pipeline's value as `.` and `$`,
+    /// and none of the caller's variables.
+    fn call_template(&mut self, pos: usize, name: &'a [u8], pipe: Option<&'a Pipe>) -> R<()> {
+        self.at = At::Template(pos, name, pipe);
+        let Some((tname, nodes)) = self.templates.iter().find(|(n, _)| n == name) else {
+            return Err(self.errorf(format!(
+                "template {} not defined",
+                value::go_quote_bytes(name)
+            )));
+        };
+        if self.depth >= MAX_TEMPLATE_DEPTH {
+            return Err(self.errorf(format!(
+                "exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"
+            )));
+        }
+        // Variables the pipeline declares persist in the caller.
+        let dot = match pipe {
+            Some(p) => self.pipeline(p)?,
+            None => Value::NoValue,
+        };
+        let vars = std::mem::replace(
+            &mut self.vars,
+            vec![("$".into(), dot.clone()), (".".into(), dot)],
+        );
+        let caller = std::mem::replace(&mut self.name, tname);
+        self.depth += 1;
+        let r = self.walk(nodes);
+        self.depth -= 1;
+        self.name = caller;
+        self.vars = vars;
+        r.map(|_| ())
     }
 
     fn dot(&self) -> Value {

@@ -7,7 +7,6 @@ use base64::Engine as _;
 
 use super::exec::State;
 use super::value::{self, Value};
-use crate::toolkit::credentials;
 use crate::toolkit::gostr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,10 +144,10 @@ impl Func {
     }
 }
 
-fn s(v: &Value) -> &str {
+fn s(v: &Value) -> &[u8] {
     match v {
         Value::Str(s) => s,
-        _ => "",
+        _ => b"",
     }
 }
 
@@ -160,8 +159,8 @@ fn i(v: &Value) -> i64 {
 }
 
 /// `hex(sha256(s))`.
-pub(crate) fn sha256_hex(s: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+pub(crate) fn sha256_hex(s: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, s);
     hex_encode(d.as_ref())
 }
 
@@ -173,8 +172,7 @@ pub(crate) fn hex_encode(b: &[u8]) -> String {
     out
 }
 
-fn hex_decode(s: &str) -> Result<Vec<u8>, String> {
-    let b = s.as_bytes();
+fn hex_decode(b: &[u8]) -> Result<Vec<u8>, String> {
     let val = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(b.len() / 2);
     let mut i = 0;
@@ -207,23 +205,23 @@ fn go_byte_rune(b: u8) -> String {
 }
 
 /// ryanuber/go-glob: `*` matches any run of characters; nothing else is special.
-pub(crate) fn glob(pattern: &str, subject: &str) -> bool {
+pub(crate) fn glob(pattern: &[u8], subject: &[u8]) -> bool {
     if pattern.is_empty() {
         return subject.is_empty();
     }
-    if pattern == "*" {
+    if pattern == b"*" {
         return true;
     }
-    let parts: Vec<&str> = pattern.split('*').collect();
+    let parts: Vec<&[u8]> = pattern.split(|b| *b == b'*').collect();
     if parts.len() == 1 {
         return subject == pattern;
     }
-    let leading = pattern.starts_with('*');
-    let trailing = pattern.ends_with('*');
+    let leading = pattern.starts_with(b"*");
+    let trailing = pattern.ends_with(b"*");
     let end = parts.len() - 1;
     let mut subj = subject;
     for (i, part) in parts[..end].iter().enumerate() {
-        let idx = subj.find(part);
+        let idx = gostr::find(subj, part);
         match (i, idx) {
             (0, Some(0)) => {}
             (0, _) if !leading => return false,
@@ -238,27 +236,27 @@ pub(crate) fn glob(pattern: &str, subject: &str) -> bool {
     trailing || subj.ends_with(parts[end])
 }
 
-fn truncate(max: i64, s: &str) -> Result<String, String> {
+fn truncate(max: i64, s: &[u8]) -> Result<Vec<u8>, String> {
     if max <= 0 {
         return Err(format!("max length must be > 0 but was {max}"));
     }
-    Ok(credentials::go_byte_prefix(s, max as usize).to_owned())
+    Ok(s[..s.len().min(max as usize)].to_vec())
 }
 
-fn truncate_sha256(max: i64, s: &str) -> Result<String, String> {
+fn truncate_sha256(max: i64, s: &[u8]) -> Result<Vec<u8>, String> {
     if max <= 8 {
         return Err(format!("max length must be > 8 but was {max}"));
     }
     let max = max as usize;
     if s.len() <= max {
-        return Ok(s.to_owned());
+        return Ok(s.to_vec());
     }
+    // Go slices bytes: the head and the hashed tail split at a byte offset.
     let cut = max - 8;
-    let head = credentials::go_byte_prefix(s, cut);
-    // The hash covers the bytes from the cut on (Go slices bytes).
-    let tail = &s.as_bytes()[cut..];
-    let d = ring::digest::digest(&ring::digest::SHA256, tail);
-    Ok(format!("{head}{}", &hex_encode(d.as_ref())[..8]))
+    let d = ring::digest::digest(&ring::digest::SHA256, &s[cut..]);
+    let mut out = s[..cut].to_vec();
+    out.extend_from_slice(&hex_encode(d.as_ref()).as_bytes()[..8]);
+    Ok(out)
 }
 
 /// Go's `base64.StdEncoding.EncodeToString`.
@@ -266,50 +264,52 @@ pub(crate) fn base64_std(s: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\0' => out.push('\u{FFFD}'),
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
+/// Go's `template.HTMLEscapeString`: byte by byte, other bytes kept as they are.
+fn html_escape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for &b in s {
+        match b {
+            0 => out.extend_from_slice("\u{FFFD}".as_bytes()),
+            b'"' => out.extend_from_slice(b"&#34;"),
+            b'\'' => out.extend_from_slice(b"&#39;"),
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b => out.push(b),
         }
     }
     out
 }
 
-fn js_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+/// Go's `template.JSEscapeString`: an invalid byte decodes as U+FFFD, which is printable,
+/// so it is kept as it is.
+fn js_escape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for (at, w, c) in gostr::runes(s) {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '"' => out.push_str("\\\""),
-            '<' => out.push_str("\\u003C"),
-            '>' => out.push_str("\\u003E"),
-            '&' => out.push_str("\\u0026"),
-            '=' => out.push_str("\\u003D"),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\'' => out.extend_from_slice(b"\\'"),
+            '"' => out.extend_from_slice(b"\\\""),
+            '<' => out.extend_from_slice(b"\\u003C"),
+            '>' => out.extend_from_slice(b"\\u003E"),
+            '&' => out.extend_from_slice(b"\\u0026"),
+            '=' => out.extend_from_slice(b"\\u003D"),
             c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u00{:02X}", c as u32);
+                out.extend_from_slice(format!("\\u00{:02X}", c as u32).as_bytes());
             }
-            c if (c as u32) < 0x80 => out.push(c),
-            c if value::is_go_printable(c) => out.push(c),
-            c => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
+            c if (c as u32) < 0x80 || value::is_go_printable(c) => {
+                out.extend_from_slice(&s[at..at + w]);
             }
+            c => out.extend_from_slice(format!("\\u{:04X}", c as u32).as_bytes()),
         }
     }
     out
 }
 
 /// Go's `url.QueryEscape`.
-pub(crate) fn query_escape(s: &str) -> String {
+pub(crate) fn query_escape(s: &[u8]) -> String {
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
+    for &b in s {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 out.push(b as char)
@@ -323,7 +323,7 @@ pub(crate) fn query_escape(s: &str) -> String {
     out
 }
 
-fn eval_args(args: &[Value], st: &State<'_>) -> String {
+fn eval_args(args: &[Value], st: &State<'_>) -> Vec<u8> {
     if let [Value::Str(s)] = args {
         return s.clone();
     }
@@ -335,7 +335,7 @@ enum Basic<'v> {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(&'v str),
+    Str(&'v [u8]),
 }
 
 fn basic(v: &Value) -> Result<Basic<'_>, String> {
@@ -377,7 +377,8 @@ fn lt(a: &Value, b: &Value) -> Result<bool, String> {
 }
 
 pub(crate) fn call(f: Func, a: &[Value], st: &State<'_>) -> Result<Value, String> {
-    let str_ = |v: String| Ok(Value::Str(v));
+    let str_ = |v: String| Ok(Value::Str(v.into_bytes()));
+    let bytes_ = |v: Vec<u8>| Ok(Value::Str(v));
     match f {
         Func::Random => {
             let n = i(&a[0]);
@@ -391,25 +392,28 @@ pub(crate) fn call(f: Func, a: &[Value], st: &State<'_>) -> Result<Value, String
         }
         Func::Truncate => truncate(i(&a[0]), s(&a[1])).map(Value::Str),
         Func::TruncateSha256 => truncate_sha256(i(&a[0]), s(&a[1])).map(Value::Str),
-        Func::Uppercase => str_(gostr::to_upper(s(&a[0]))),
-        Func::Lowercase => str_(gostr::to_lower(s(&a[0]))),
-        Func::Replace => str_(gostr::replace_all(s(&a[2]), s(&a[0]), s(&a[1]))),
+        Func::Uppercase => bytes_(gostr::to_upper_bytes(s(&a[0]))),
+        Func::Lowercase => bytes_(gostr::to_lower_bytes(s(&a[0]))),
+        Func::Replace => bytes_(gostr::replace_all_bytes(s(&a[2]), s(&a[0]), s(&a[1]))),
         Func::Sha256 => str_(sha256_hex(s(&a[0]))),
-        Func::Base64 => str_(base64_std(s(&a[0]).as_bytes())),
-        Func::DecodeBase64 => {
-            match crate::toolkit::statements::go_std_base64_decode_strict(s(&a[0])) {
-                Ok(b) => str_(String::from_utf8_lossy(&b).into_owned()),
-                Err(e) => Err(e),
-            }
-        }
-        Func::Hex => str_(hex_encode(s(&a[0]).as_bytes())),
-        Func::DecodeHex => {
-            hex_decode(s(&a[0])).map(|b| Value::Str(String::from_utf8_lossy(&b).into_owned()))
-        }
+        Func::Base64 => str_(base64_std(s(&a[0]))),
+        Func::DecodeBase64 => match std::str::from_utf8(s(&a[0])) {
+            Ok(t) => crate::toolkit::statements::go_std_base64_decode_strict(t).map(Value::Str),
+            // Not even ASCII: the first byte outside the alphabet is where Go stops.
+            Err(_) => Err(format!(
+                "illegal base64 data at input byte {}",
+                s(&a[0])
+                    .iter()
+                    .position(|b| !(b.is_ascii_alphanumeric() || b"+/=".contains(b)))
+                    .unwrap_or(0)
+            )),
+        },
+        Func::Hex => str_(hex_encode(s(&a[0]))),
+        Func::DecodeHex => hex_decode(s(&a[0])).map(Value::Str),
         Func::Glob => Ok(Value::Bool(glob(s(&a[0]), s(&a[1])))),
         Func::UnixTime => str_(st.env.now().unix_timestamp().to_string()),
         Func::UnixTimeMillis => str_((st.env.now().unix_timestamp_nanos() / 1_000_000).to_string()),
-        Func::Timestamp => str_(crate::toolkit::gotime::format(&st.env.now(), s(&a[0]))),
+        Func::Timestamp => bytes_(timestamp(&st.env.now(), s(&a[0]))),
         Func::Uuid => str_(st.env.uuid()),
         Func::And | Func::Or => unreachable!("handled by the evaluator"),
         Func::Not => Ok(Value::Bool(!a[0].truth())),
@@ -438,7 +442,7 @@ pub(crate) fn call(f: Func, a: &[Value], st: &State<'_>) -> Result<Value, String
                 if *k < 0 || *k as usize >= x.len() {
                     return Err(format!("index out of range: {k}"));
                 }
-                cur = Value::Int(i64::from(x.as_bytes()[*k as usize]));
+                cur = Value::Int(i64::from(x[*k as usize]));
             }
             Ok(cur)
         }
@@ -471,19 +475,18 @@ pub(crate) fn call(f: Func, a: &[Value], st: &State<'_>) -> Result<Value, String
             if idx[0] > idx[1] {
                 return Err(format!("invalid slice index: {} > {}", idx[0], idx[1]));
             }
-            let b = &x.as_bytes()[idx[0]..idx[1]];
-            str_(String::from_utf8_lossy(b).into_owned())
+            bytes_(x[idx[0]..idx[1]].to_vec())
         }
-        Func::Print => str_(value::sprint(a, &|| st.data.display())),
-        Func::Println => str_(value::sprintln(a, &|| st.data.display())),
-        Func::Printf => str_(value::sprintf(
+        Func::Print => bytes_(value::sprint(a, &|| st.data.display())),
+        Func::Println => bytes_(value::sprintln(a, &|| st.data.display())),
+        Func::Printf => bytes_(value::sprintf(
             s(&a[0]),
             &a[1..],
             st.data.type_name(),
             &|| st.data.display(),
         )),
-        Func::Html => str_(html_escape(&eval_args(a, st))),
-        Func::Js => str_(js_escape(&eval_args(a, st))),
+        Func::Html => bytes_(html_escape(&eval_args(a, st))),
+        Func::Js => bytes_(js_escape(&eval_args(a, st))),
         Func::Urlquery => str_(query_escape(&eval_args(a, st))),
         Func::Eq => {
             if a.len() == 1 {
@@ -506,4 +509,17 @@ pub(crate) fn call(f: Func, a: &[Value], st: &State<'_>) -> Result<Value, String
             a[0].go_type(st.data.type_name())
         )),
     }
+}
+
+/// `time.Format` with a layout that may hold invalid UTF-8: layout elements are ASCII, so
+/// the valid runs are formatted and stray bytes copied, as Go copies them.
+fn timestamp(now: &time::OffsetDateTime, layout: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in layout.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            out.extend_from_slice(crate::toolkit::gotime::format(now, chunk.valid()).as_bytes());
+        }
+        out.extend_from_slice(chunk.invalid());
+    }
+    out
 }

@@ -25,7 +25,14 @@
 //! string (`"…"` with Go escapes, `` `raw` ``), character and number literals, `true`,
 //! `false`, `nil`, fields of the data (`.DisplayName`, `.RoleName`), `.`, variables (`$`,
 //! `$x := …`, `$x = …`), `if`/`else if`/`else`/`end`, `with`, `range` over an integer with
-//! `break`/`continue`.
+//! `break`/`continue`, and named templates: `{{define "n"}}…{{end}}` at the top level,
+//! `{{template "n" pipeline}}`, `{{block "n" pipeline}}…{{end}}`.
+//!
+//! Values are Go strings, that is bytes: `truncate` counts bytes and can cut a multi-byte
+//! character, and later functions see the partial bytes exactly as Go's do (`lowercase`
+//! turns each into U+FFFD). [`Template::render_bytes`] returns Go's exact bytes;
+//! [`Template::render`] returns a `String` and rejects a result that is not UTF-8, which
+//! no database accepts as a user name (a Go plugin would fail later, less clearly).
 //!
 //! Functions, with the SDK's argument order:
 //!
@@ -43,8 +50,9 @@
 //! and the `text/template` built-ins `printf print println len index slice and or not eq ne
 //! lt le gt ge html js urlquery` (`call` always fails: there are no function values).
 //!
-//! Not supported (a parse error): `define`, `template`, `block`. Vault rejects templates of
-//! 100,000 bytes or more; so does this engine (OpenBao has no limit).
+//! `{{template}}` calls nest at most 100,000 deep, as in Go (such a template renders on a
+//! thread of its own with a large stack). Vault rejects templates of 100,000 bytes or
+//! more; so does this engine (OpenBao has no limit).
 //!
 //! # Determinism in tests
 //!
@@ -83,7 +91,7 @@ pub const SNOWFLAKE_DEFAULT: &str = r#"{{ printf "v_%s_%s_%s_%s" (.DisplayName |
 pub const MAX_TEMPLATE_LEN: usize = 100_000;
 
 /// The data a template reads fields from.
-pub trait TemplateData {
+pub trait TemplateData: Sync {
     /// The value of `.name`, or `None` if there is no such field.
     fn field(&self, name: &str) -> Option<Value>;
     /// The Go type name used in error messages, e.g. `dbplugin.UsernameMetadata`.
@@ -99,8 +107,8 @@ pub trait TemplateData {
 impl TemplateData for UsernameMetadata {
     fn field(&self, name: &str) -> Option<Value> {
         match name {
-            "DisplayName" => Some(Value::Str(self.display_name.clone())),
-            "RoleName" => Some(Value::Str(self.role_name.clone())),
+            "DisplayName" => Some(Value::Str(self.display_name.clone().into_bytes())),
+            "RoleName" => Some(Value::Str(self.role_name.clone().into_bytes())),
             _ => None,
         }
     }
@@ -118,7 +126,7 @@ macro_rules! map_data {
     ($t:ty) => {
         impl TemplateData for $t {
             fn field(&self, name: &str) -> Option<Value> {
-                self.get(name).map(|v| Value::Str(v.clone()))
+                self.get(name).map(|v| Value::Str(v.clone().into_bytes()))
             }
             fn type_name(&self) -> &str {
                 "map[string]string"
@@ -156,7 +164,7 @@ pub fn username_metadata(
 }
 
 /// Where `random`, `uuid` and the time functions get their values.
-pub trait Environment {
+pub trait Environment: Sync {
     /// `n` base62 characters.
     fn random(&self, n: usize) -> String;
     /// The current time, in the zone `timestamp` should use.
@@ -279,8 +287,16 @@ pub struct Template {
 #[derive(Debug)]
 struct Inner {
     raw: String,
-    nodes: Vec<parse::Node>,
+    /// The main template and every defined one, by name.
+    templates: Vec<(Vec<u8>, Vec<parse::Node>)>,
+    /// Whether execution can recurse through `{{template}}`.
+    calls: bool,
 }
+
+/// The stack reserved for rendering a template that calls templates: enough for Go's
+/// nesting limit of 100,000 calls. It is address space; only the depth actually reached
+/// uses memory.
+const CALL_STACK: usize = 1 << 30;
 
 impl Template {
     /// Parses `raw` (the SDK's `NewTemplate(Template(raw))`).
@@ -305,7 +321,8 @@ impl Template {
         Ok(Template {
             inner: Arc::new(Inner {
                 raw: raw.to_owned(),
-                nodes: parsed.nodes,
+                templates: parsed.templates,
+                calls: parsed.calls,
             }),
         })
     }
@@ -343,9 +360,65 @@ impl Template {
         data: &dyn TemplateData,
         env: &dyn Environment,
     ) -> Result<String, TemplateError> {
-        let mut st = exec::State::new(&self.inner.raw, data, env);
-        st.walk(&self.inner.nodes)?;
-        Ok(st.out)
+        let out = self.render_bytes_with(data, env)?;
+        String::from_utf8(out).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            TemplateError::exec(
+                at,
+                format!(
+                    "the result is not valid UTF-8 at byte {at} (a byte-counting function \
+                     such as truncate cut a multi-byte character)"
+                ),
+            )
+        })
+    }
+
+    /// Renders to Go's exact bytes (with real randomness and the system clock), which
+    /// may be invalid UTF-8 where `truncate` cut a character.
+    ///
+    /// ```
+    /// use dbplugin::toolkit::template::{username_metadata, Template};
+    ///
+    /// let tpl = Template::parse("{{ .RoleName | truncate 2 }}")?;
+    /// let meta = username_metadata("", "é!");
+    /// assert_eq!(tpl.render_bytes(&meta)?, b"\xc3\xa9");
+    /// let cut = username_metadata("", "xé");
+    /// assert_eq!(tpl.render_bytes(&cut)?, b"x\xc3");
+    /// assert!(tpl.render(&cut).unwrap_err().to_string().contains("not valid UTF-8 at byte 1"));
+    /// # Ok::<(), dbplugin::toolkit::template::TemplateError>(())
+    /// ```
+    pub fn render_bytes(&self, data: &dyn TemplateData) -> Result<Vec<u8>, TemplateError> {
+        self.render_bytes_with(data, &SystemEnvironment)
+    }
+
+    /// [`render_bytes`](Self::render_bytes) with the given environment.
+    pub fn render_bytes_with(
+        &self,
+        data: &dyn TemplateData,
+        env: &dyn Environment,
+    ) -> Result<Vec<u8>, TemplateError> {
+        let run = || {
+            let mut st = exec::State::new(&self.inner.raw, &self.inner.templates, data, env);
+            st.run().map(|()| st.out)
+        };
+        if !self.inner.calls {
+            return run();
+        }
+        std::thread::scope(|scope| {
+            let worker = std::thread::Builder::new()
+                .name("dbplugin-template".into())
+                .stack_size(CALL_STACK)
+                .spawn_scoped(scope, run)
+                .map_err(|e| {
+                    TemplateError::exec(0, format!("cannot start a thread to render on: {e}"))
+                })?;
+            worker.join().unwrap_or_else(|_| {
+                Err(TemplateError::exec(
+                    0,
+                    "rendering the template panicked".into(),
+                ))
+            })
+        })
     }
 
     /// Parses and renders once with empty metadata, as the built-in plugins validate a

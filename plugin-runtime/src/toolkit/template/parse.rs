@@ -16,7 +16,7 @@ pub(crate) enum Arg {
     Nil(usize),
     Bool(usize, bool),
     Num(usize, Number),
-    Str(usize, String, String),
+    Str(usize, String, Vec<u8>),
     /// `.A.B`
     Field(usize, Vec<String>),
     /// `$x.A`
@@ -130,6 +130,9 @@ pub(crate) enum Node {
     If(Pipe, Vec<Node>, Vec<Node>),
     With(Pipe, Vec<Node>, Vec<Node>),
     Range(Pipe, Vec<Node>, Vec<Node>),
+    /// `{{template "name" pipeline}}` (also what `{{block}}` leaves in place): the
+    /// position of the name, the name, the optional pipeline.
+    Template(usize, Vec<u8>, Option<Pipe>),
     Break,
     Continue,
 }
@@ -148,7 +151,7 @@ enum Tok {
     Declare,
     Assign,
     Comma,
-    Str(String, String),
+    Str(String, Vec<u8>),
     Char(String),
     Number(String),
     Bool(bool),
@@ -349,7 +352,10 @@ impl<'a> Lexer<'a> {
                     };
                     let body = self.src[start + 1..start + 1 + end].replace('\r', "");
                     self.pos = start + end + 2;
-                    self.push(Tok::Str(self.src[start..self.pos].to_owned(), body), start);
+                    self.push(
+                        Tok::Str(self.src[start..self.pos].to_owned(), body.into_bytes()),
+                        start,
+                    );
                 }
                 '\'' => {
                     self.quoted(start, '\'')?;
@@ -432,7 +438,7 @@ impl<'a> Lexer<'a> {
             .unwrap_or(self.rest().len())
     }
 
-    fn quoted(&mut self, start: usize, q: char) -> Result<String, TemplateError> {
+    fn quoted(&mut self, start: usize, q: char) -> Result<Vec<u8>, TemplateError> {
         let body_start = start + 1;
         let mut i = body_start;
         let b = self.src.as_bytes();
@@ -456,7 +462,7 @@ impl<'a> Lexer<'a> {
         if q == '"' {
             unquote(raw).ok_or_else(|| self.err(start, format!("invalid syntax: {raw}")))
         } else {
-            Ok(String::new())
+            Ok(Vec::new())
         }
     }
 
@@ -519,26 +525,22 @@ fn go_char(c: char) -> String {
     format!("U+{:04X} '{}'", c as u32, c)
 }
 
-/// Go's `strconv.Unquote` for a double-quoted string.
-pub(crate) fn unquote(raw: &str) -> Option<String> {
+/// Go's `strconv.Unquote` for a double-quoted string: the bytes of the Go string, which
+/// `\x` and octal escapes can make invalid UTF-8.
+pub(crate) fn unquote(raw: &str) -> Option<Vec<u8>> {
     let body = raw.strip_prefix('"')?.strip_suffix('"')?;
-    let mut out = String::new();
+    let mut out: Vec<u8> = Vec::with_capacity(body.len());
     let mut it = body.chars().peekable();
-    let mut bytes: Vec<u8> = Vec::new();
-    let flush = |bytes: &mut Vec<u8>, out: &mut String| -> Option<()> {
-        if !bytes.is_empty() {
-            out.push_str(&String::from_utf8_lossy(bytes));
-            bytes.clear();
-        }
-        Some(())
+    let push_char = |out: &mut Vec<u8>, c: char| {
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
     };
     while let Some(c) = it.next() {
         if c == '"' || c == '\n' {
             return None;
         }
         if c != '\\' {
-            flush(&mut bytes, &mut out)?;
-            out.push(c);
+            push_char(&mut out, c);
             continue;
         }
         let e = it.next()?;
@@ -550,19 +552,16 @@ pub(crate) fn unquote(raw: &str) -> Option<String> {
             Some(v)
         };
         match e {
-            'a' => out.push('\x07'),
-            'b' => out.push('\x08'),
-            'f' => out.push('\x0c'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'v' => out.push('\x0b'),
-            '\\' => out.push('\\'),
-            '"' => out.push('"'),
-            'x' => {
-                bytes.push(hexn(&mut it, 2)? as u8);
-                continue;
-            }
+            'a' => out.push(0x07),
+            'b' => out.push(0x08),
+            'f' => out.push(0x0c),
+            'n' => out.push(b'\n'),
+            'r' => out.push(b'\r'),
+            't' => out.push(b'\t'),
+            'v' => out.push(0x0b),
+            '\\' => out.push(b'\\'),
+            '"' => out.push(b'"'),
+            'x' => out.push(hexn(&mut it, 2)? as u8),
             '0'..='7' => {
                 let mut v = e.to_digit(8)?;
                 for _ in 0..2 {
@@ -571,24 +570,13 @@ pub(crate) fn unquote(raw: &str) -> Option<String> {
                 if v > 255 {
                     return None;
                 }
-                bytes.push(v as u8);
-                continue;
+                out.push(v as u8);
             }
-            'u' => {
-                flush(&mut bytes, &mut out)?;
-                out.push(char::from_u32(hexn(&mut it, 4)?)?);
-            }
-            'U' => {
-                flush(&mut bytes, &mut out)?;
-                out.push(char::from_u32(hexn(&mut it, 8)?)?);
-            }
+            'u' => push_char(&mut out, char::from_u32(hexn(&mut it, 4)?)?),
+            'U' => push_char(&mut out, char::from_u32(hexn(&mut it, 8)?)?),
             _ => return None,
         }
-        if !matches!(e, 'x' | '0'..='7') {
-            // escapes other than byte escapes end a byte run
-        }
     }
-    flush(&mut bytes, &mut out)?;
     Some(out)
 }
 
@@ -673,23 +661,27 @@ pub(crate) fn parse_number(text: &str) -> Option<Number> {
 /// Character constants (`'a'`) as numbers.
 fn char_number(raw: &str) -> Option<Number> {
     let inner = raw.strip_prefix('\'')?.strip_suffix('\'')?;
-    let c = if inner.starts_with('\\') {
+    let v = if inner.starts_with('\\') {
         let s = unquote(&format!("\"{}\"", inner.replace("\\'", "'")))?;
-        let mut it = s.chars();
-        let c = it.next()?;
-        if it.next().is_some() {
-            return None;
+        // A byte escape (`'\xff'`, `'\377'`) is that value; anything else one character.
+        if let [b] = s.as_slice() {
+            i64::from(*b)
+        } else {
+            let mut it = std::str::from_utf8(&s).ok()?.chars();
+            let c = it.next()?;
+            if it.next().is_some() {
+                return None;
+            }
+            c as u32 as i64
         }
-        c
     } else {
         let mut it = inner.chars();
         let c = it.next()?;
         if it.next().is_some() {
             return None;
         }
-        c
+        c as u32 as i64
     };
-    let v = c as u32 as i64;
     Some(Number {
         text: raw.to_owned(),
         int: Some(v),
@@ -700,8 +692,41 @@ fn char_number(raw: &str) -> Option<Number> {
 
 // ---------------------------------------------------------------- parser
 
+/// The name the SDK gives the template it parses (`template.New("template")`).
+pub(crate) const MAIN: &[u8] = b"template";
+
+/// Every named template of a parse: the main one under [`MAIN`] (unless only a definition
+/// of that name has content), and each `{{define}}` and `{{block}}`.
 pub(crate) struct Parsed {
-    pub(crate) nodes: Vec<Node>,
+    pub(crate) templates: Vec<(Vec<u8>, Vec<Node>)>,
+    /// Whether any `{{template}}` or `{{block}}` occurs (execution can then recurse).
+    pub(crate) calls: bool,
+}
+
+impl Parsed {
+    /// Go's `Tree.add`: a name is taken by the first tree with content; a second tree with
+    /// content is an error; an empty tree never replaces one with content.
+    fn add(&mut self, name: Vec<u8>, nodes: Vec<Node>) -> Result<(), String> {
+        match self.templates.iter_mut().find(|(n, _)| *n == name) {
+            None => self.templates.push((name, nodes)),
+            Some(slot) if is_empty_tree(&slot.1) => slot.1 = nodes,
+            Some(_) if !is_empty_tree(&nodes) => {
+                return Err(format!(
+                    "template: multiple definition of template {}",
+                    super::value::go_quote_bytes(&name)
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Go's `parse.IsEmptyTree`: only white space (comments leave no node here).
+fn is_empty_tree(nodes: &[Node]) -> bool {
+    nodes
+        .iter()
+        .all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()))
 }
 
 struct Parser<'a> {
@@ -711,6 +736,9 @@ struct Parser<'a> {
     funcs: &'a dyn Fn(&str) -> bool,
     range_depth: usize,
     depth: usize,
+    /// Whether `list` is parsing the main template's top level (where `define` may appear).
+    top: bool,
+    parsed: Parsed,
 }
 
 /// Nesting limit for parentheses and control blocks (Go allows more; deeper templates are
@@ -739,13 +767,22 @@ pub(crate) fn parse(src: &str, funcs: &dyn Fn(&str) -> bool) -> Result<Parsed, T
         funcs,
         range_depth: 0,
         depth: 0,
+        top: true,
+        parsed: Parsed {
+            templates: Vec::new(),
+            calls: false,
+        },
     };
     let (nodes, end) = p.list()?;
     match end {
-        End::Eof => Ok(Parsed { nodes }),
-        End::Close => Err(p.err_prev("unexpected {{end}}")),
-        End::Else => Err(p.err_prev("unexpected {{else}}")),
+        End::Eof => {}
+        End::Close => return Err(p.err_prev("unexpected {{end}}")),
+        End::Else => return Err(p.err_prev("unexpected {{else}}")),
     }
+    if let Err(msg) = p.parsed.add(MAIN.to_vec(), nodes) {
+        return Err(p.err_prev(msg));
+    }
+    Ok(p.parsed)
 }
 
 impl Parser<'_> {
@@ -786,17 +823,10 @@ impl Parser<'_> {
     }
 
     fn unexpected(&self, t: &Token, context: &str) -> TemplateError {
-        let desc = match &t.tok {
-            Tok::Eof => "EOF".to_string(),
-            Tok::Right => "\"}}\"".to_string(),
-            Tok::Space => "space".to_string(),
-            Tok::Punct(c) => format!("{:?}", c.to_string()),
-            other => format!("<{}>", tok_text(other)),
-        };
-        if matches!(t.tok, Tok::Eof) {
-            return self.err_at(t, format!("unexpected EOF in {context}"));
-        }
-        self.err_at(t, format!("unexpected {desc} in {context}"))
+        self.err_at(
+            t,
+            format!("unexpected {} in {context}", item_string(&t.tok)),
+        )
     }
 
     /// Parses nodes until `{{end}}`, `{{else}}` or EOF.
@@ -818,6 +848,9 @@ impl Parser<'_> {
                             }
                             "else" => return Ok((out, End::Else)),
                             "if" | "with" | "range" => out.push(self.control(kw)?),
+                            "define" if self.top => self.definition()?,
+                            "template" => out.push(self.template_call()?),
+                            "block" => out.push(self.block()?),
                             "break" | "continue" => {
                                 if self.range_depth == 0 {
                                     return Err(self.err_at(
@@ -832,13 +865,9 @@ impl Parser<'_> {
                                     Node::Continue
                                 });
                             }
-                            other => {
-                                return Err(self.err_at(
-                                    &k,
-                                    format!(
-                                        "{{{{{other}}}}} is not supported by this template engine"
-                                    ),
-                                ));
+                            _ => {
+                                // `define` below the top level: Go parses it as a command.
+                                return Err(self.unexpected(&k, "command"));
                             }
                         }
                     } else {
@@ -849,6 +878,79 @@ impl Parser<'_> {
                 _ => return Err(self.unexpected(&t, "input")),
             }
         }
+    }
+
+    /// The quoted name after `define`, `template` or `block`.
+    fn template_name(&mut self, context: &str) -> Result<(Token, Vec<u8>), TemplateError> {
+        let t = self.next_non_space();
+        match &t.tok {
+            Tok::Str(_, name) => {
+                let name = name.clone();
+                Ok((t, name))
+            }
+            _ => Err(self.unexpected(&t, context)),
+        }
+    }
+
+    /// The body of a `define` or `block` up to its `{{end}}`: a template of its own, with
+    /// only `$` in scope and no enclosing `range`.
+    fn body(&mut self, context: &str) -> Result<Vec<Node>, TemplateError> {
+        let vars = std::mem::replace(&mut self.vars, vec!["$".into()]);
+        let range_depth = std::mem::replace(&mut self.range_depth, 0);
+        let top = std::mem::replace(&mut self.top, false);
+        self.depth += 1;
+        let r = if self.depth > MAX_DEPTH {
+            Err(self.err_prev("max expression depth exceeded"))
+        } else {
+            self.list()
+        };
+        self.depth -= 1;
+        self.vars = vars;
+        self.range_depth = range_depth;
+        self.top = top;
+        match r? {
+            (nodes, End::Close) => Ok(nodes),
+            (_, End::Eof) => Err(self.err_prev("unexpected EOF")),
+            (_, End::Else) => Err(self.err_prev(format!("unexpected {{{{else}}}} in {context}"))),
+        }
+    }
+
+    /// `{{define "name"}}…{{end}}` at the top level.
+    fn definition(&mut self) -> Result<(), TemplateError> {
+        const CONTEXT: &str = "define clause";
+        let (_, name) = self.template_name(CONTEXT)?;
+        self.expect_right(CONTEXT)?;
+        let nodes = self.body(CONTEXT)?;
+        self.parsed
+            .add(name, nodes)
+            .map_err(|msg| self.err_prev(msg))
+    }
+
+    /// `{{template "name"}}` or `{{template "name" pipeline}}`.
+    fn template_call(&mut self) -> Result<Node, TemplateError> {
+        const CONTEXT: &str = "template clause";
+        let (t, name) = self.template_name(CONTEXT)?;
+        let pipe = if self.peek_non_space().tok == Tok::Right {
+            self.next_non_space();
+            None
+        } else {
+            Some(self.pipeline(CONTEXT, true)?)
+        };
+        self.parsed.calls = true;
+        Ok(Node::Template(t.pos, name, pipe))
+    }
+
+    /// `{{block "name" pipeline}}…{{end}}`: defines `name` and calls it in place.
+    fn block(&mut self) -> Result<Node, TemplateError> {
+        const CONTEXT: &str = "block clause";
+        let (t, name) = self.template_name(CONTEXT)?;
+        let pipe = self.pipeline(CONTEXT, true)?;
+        let nodes = self.body(CONTEXT)?;
+        self.parsed
+            .add(name.clone(), nodes)
+            .map_err(|msg| self.err_prev(msg))?;
+        self.parsed.calls = true;
+        Ok(Node::Template(t.pos, name, Some(pipe)))
     }
 
     fn expect_right(&mut self, context: &str) -> Result<(), TemplateError> {
@@ -875,7 +977,10 @@ impl Parser<'_> {
         if kw == "range" {
             self.range_depth += 1;
         }
-        let (list, end) = self.list()?;
+        let top = std::mem::replace(&mut self.top, false);
+        let listed = self.list();
+        self.top = top;
+        let (list, end) = listed?;
         if kw == "range" {
             self.range_depth -= 1;
         }
@@ -892,7 +997,10 @@ impl Parser<'_> {
                     vec![self.control(kw)?]
                 } else {
                     self.expect_right("else")?;
-                    let (l, e) = self.list()?;
+                    let top = std::mem::replace(&mut self.top, false);
+                    let listed = self.list();
+                    self.top = top;
+                    let (l, e) = listed?;
                     match e {
                         End::Close => l,
                         End::Eof => return Err(self.err_prev("unexpected EOF")),
@@ -1117,6 +1225,24 @@ impl Parser<'_> {
                 return Ok(None);
             }
         }))
+    }
+}
+
+/// Go's `item.String()`: keywords (with `.` and `nil`) in angle brackets, other tokens
+/// quoted, shortened to ten characters and `...`.
+fn item_string(t: &Tok) -> String {
+    match t {
+        Tok::Eof => "EOF".into(),
+        Tok::Keyword(k) => format!("<{k}>"),
+        Tok::Dot => "<.>".into(),
+        Tok::Nil => "<nil>".into(),
+        other => {
+            let val = tok_text(other);
+            match val.char_indices().nth(10) {
+                Some((at, _)) => format!("{}...", super::value::go_quote(&val[..at])),
+                None => super::value::go_quote(&val),
+            }
+        }
     }
 }
 

@@ -2,12 +2,15 @@
 
 use std::fmt::Write as _;
 
+use crate::toolkit::gostr;
+
 /// A value inside a template: what a field, literal or function produces.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
-    /// A string.
-    Str(String),
+    /// A Go string: bytes, usually UTF-8 (`truncate` can cut a character, `"\xff"` is one
+    /// byte).
+    Str(Vec<u8>),
     /// A Go `int`.
     Int(i64),
     /// A Go `float64`.
@@ -135,45 +138,59 @@ fn go_float_e(f: f64, prec: usize, upper: bool) -> String {
 }
 
 /// `fmt.Sprint` of one value with `%v`.
-pub(crate) fn print_value(v: &Value, data: &dyn Fn() -> String) -> String {
+pub(crate) fn print_value(v: &Value, data: &dyn Fn() -> String) -> Vec<u8> {
     match v {
         Value::Str(s) => s.clone(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => go_float_g(*f, None, false),
-        Value::Bool(b) => b.to_string(),
-        Value::Nil => "<nil>".into(),
-        Value::NoValue => "<no value>".into(),
-        Value::Data => data(),
+        Value::Int(i) => i.to_string().into_bytes(),
+        Value::Float(f) => go_float_g(*f, None, false).into_bytes(),
+        Value::Bool(b) => b.to_string().into_bytes(),
+        Value::Nil => b"<nil>".to_vec(),
+        Value::NoValue => b"<no value>".to_vec(),
+        Value::Data => data().into_bytes(),
     }
 }
 
+/// [`print_value`] for a message: invalid UTF-8 shown as U+FFFD.
+pub(crate) fn print_text(v: &Value, data: &dyn Fn() -> String) -> String {
+    gostr::lossy_per_byte(&print_value(v, data))
+}
+
 /// `fmt.Sprint(args...)`: spaces between operands when neither is a string.
-pub(crate) fn sprint(args: &[Value], data: &dyn Fn() -> String) -> String {
-    let mut out = String::new();
+pub(crate) fn sprint(args: &[Value], data: &dyn Fn() -> String) -> Vec<u8> {
+    let mut out = Vec::new();
     for (i, a) in args.iter().enumerate() {
         if i > 0 && !matches!(a, Value::Str(_)) && !matches!(args[i - 1], Value::Str(_)) {
-            out.push(' ');
+            out.push(b' ');
         }
-        out.push_str(&print_value(a, data));
+        out.extend_from_slice(&print_value(a, data));
     }
     out
 }
 
 /// `fmt.Sprintln(args...)`.
-pub(crate) fn sprintln(args: &[Value], data: &dyn Fn() -> String) -> String {
+pub(crate) fn sprintln(args: &[Value], data: &dyn Fn() -> String) -> Vec<u8> {
     let mut out = args
         .iter()
         .map(|a| print_value(a, data))
         .collect::<Vec<_>>()
-        .join(" ");
-    out.push('\n');
+        .join(&b' ');
+    out.push(b'\n');
     out
 }
 
 /// Go's `strconv.Quote`.
 pub(crate) fn go_quote(s: &str) -> String {
+    go_quote_bytes(s.as_bytes())
+}
+
+/// Go's `strconv.Quote` of a Go string (an invalid byte is `\xNN`).
+pub(crate) fn go_quote_bytes(s: &[u8]) -> String {
     let mut out = String::from("\"");
-    for c in s.chars() {
+    for (at, w, c) in gostr::runes(s) {
+        if c == '\u{FFFD}' && w == 1 {
+            let _ = write!(out, "\\x{:02x}", s[at]);
+            continue;
+        }
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -227,27 +244,40 @@ struct Spec {
     prec: Option<usize>,
 }
 
-fn pad(s: String, spec: &Spec, numeric: bool) -> String {
+fn pad(s: String, spec: &Spec, numeric: bool) -> Vec<u8> {
+    pad_bytes(s.into_bytes(), spec, numeric)
+}
+
+/// Go's `fmt` padding: the width counts runes (an invalid byte is one).
+fn pad_bytes(s: Vec<u8>, spec: &Spec, numeric: bool) -> Vec<u8> {
     let Some(w) = spec.width else { return s };
-    let n = s.chars().count();
+    let n = gostr::rune_count(&s);
     if n >= w {
         return s;
     }
     let fill = w - n;
+    let mut out = Vec::with_capacity(s.len() + fill);
     if spec.minus {
-        return s + &" ".repeat(fill);
+        out.extend_from_slice(&s);
+        out.resize(s.len() + fill, b' ');
+        return out;
     }
     if spec.zero {
-        if numeric && (s.starts_with('-') || s.starts_with('+') || s.starts_with(' ')) {
-            let (sign, rest) = s.split_at(1);
-            return format!("{sign}{}{rest}", "0".repeat(fill));
+        if numeric && matches!(s.first(), Some(b'-' | b'+' | b' ')) {
+            out.push(s[0]);
+            out.resize(1 + fill, b'0');
+            out.extend_from_slice(&s[1..]);
+            return out;
         }
-        return "0".repeat(fill) + &s;
+        out.resize(fill, b'0');
+    } else {
+        out.resize(fill, b' ');
     }
-    " ".repeat(fill) + &s
+    out.extend_from_slice(&s);
+    out
 }
 
-fn fmt_int(i: i64, verb: char, spec: &Spec) -> String {
+fn fmt_int(i: i64, verb: char, spec: &Spec) -> Vec<u8> {
     let mut digits = match verb {
         'd' | 'v' => i.unsigned_abs().to_string(),
         'x' => format!("{:x}", i.unsigned_abs()),
@@ -286,10 +316,10 @@ fn fmt_int(i: i64, verb: char, spec: &Spec) -> String {
         if let Some(w) = spec.width {
             let n = sign.len() + body.len();
             if n < w {
-                return format!("{sign}{}{body}", "0".repeat(w - n));
+                return format!("{sign}{}{body}", "0".repeat(w - n)).into_bytes();
             }
         }
-        return format!("{sign}{body}");
+        return format!("{sign}{body}").into_bytes();
     }
     let s = format!("{sign}{body}");
     let no_zero = Spec {
@@ -299,7 +329,7 @@ fn fmt_int(i: i64, verb: char, spec: &Spec) -> String {
     pad(s, &no_zero, true)
 }
 
-fn fmt_float(f: f64, verb: char, spec: &Spec) -> String {
+fn fmt_float(f: f64, verb: char, spec: &Spec) -> Vec<u8> {
     let mut s = match verb {
         'v' | 'g' => go_float_g(f, spec.prec, false),
         'G' => go_float_g(f, spec.prec, true),
@@ -315,39 +345,73 @@ fn fmt_float(f: f64, verb: char, spec: &Spec) -> String {
     pad(s, spec, true)
 }
 
-fn bad_verb(verb: char, v: &Value, data_type: &str, data: &dyn Fn() -> String) -> String {
+fn bad_verb(verb: char, v: &Value, data_type: &str, data: &dyn Fn() -> String) -> Vec<u8> {
     match v {
-        Value::Nil | Value::NoValue => format!("%!{verb}(<nil>)"),
-        _ => format!(
-            "%!{verb}({}={})",
-            v.go_type(data_type),
-            print_value(v, data)
-        ),
+        Value::Nil | Value::NoValue => format!("%!{verb}(<nil>)").into_bytes(),
+        _ => {
+            let mut out = format!("%!{verb}({}=", v.go_type(data_type)).into_bytes();
+            out.extend_from_slice(&print_value(v, data));
+            out.push(b')');
+            out
+        }
     }
 }
 
-fn fmt_str(s: &str, spec: &Spec) -> String {
+/// `%s` of a Go string: a precision keeps that many runes.
+fn fmt_str(s: &[u8], spec: &Spec) -> Vec<u8> {
     let s = match spec.prec {
-        Some(p) => s.chars().take(p).collect(),
-        None => s.to_owned(),
+        Some(p) => match gostr::runes(s).nth(p) {
+            Some((at, _, _)) => s[..at].to_vec(),
+            None => s.to_vec(),
+        },
+        None => s.to_vec(),
     };
-    pad(s, spec, false)
+    pad_bytes(s, spec, false)
 }
 
 /// Go's `fmt.Sprintf` for the verbs templates use: `%v %s %q %d %x %X %o %O %b %c %U %t
 /// %e %E %f %F %g %G %%`, flags `+-# 0`, width and precision (also `*`).
 pub(crate) fn sprintf(
-    format: &str,
+    format: &[u8],
     args: &[Value],
     data_type: &str,
     data: &dyn Fn() -> String,
-) -> String {
-    let mut out = String::new();
+) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::new();
     let mut argi = 0;
-    let mut chars = format.chars().peekable();
-    while let Some(c) = chars.next() {
+    // The format's runes, each with its bytes (copied as they are outside verbs).
+    let mut chars = gostr::runes(format)
+        .map(|(at, w, c)| (c, &format[at..at + w]))
+        .peekable();
+    fn num<'f, I: Iterator<Item = (char, &'f [u8])>>(
+        chars: &mut std::iter::Peekable<I>,
+        argi: &mut usize,
+        out: &mut Vec<u8>,
+        args: &[Value],
+    ) -> Option<usize> {
+        if chars.peek().map(|&(c, _)| c) == Some('*') {
+            chars.next();
+            let v = args.get(*argi);
+            *argi += 1;
+            return match v {
+                Some(Value::Int(i)) if *i >= 0 && *i <= 1_000_000 => Some(*i as usize),
+                _ => {
+                    out.extend_from_slice(b"%!(BADWIDTH)");
+                    None
+                }
+            };
+        }
+        let mut n: Option<usize> = None;
+        while let Some(d) = chars.peek().and_then(|&(c, _)| c.to_digit(10)) {
+            n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
+            chars.next();
+        }
+        // Go ignores widths and precisions above 10^6.
+        n.filter(|v| *v <= 1_000_000)
+    }
+    while let Some((c, raw)) = chars.next() {
         if c != '%' {
-            out.push(c);
+            out.extend_from_slice(raw);
             continue;
         }
         let mut spec = Spec {
@@ -359,7 +423,7 @@ pub(crate) fn sprintf(
             width: None,
             prec: None,
         };
-        while let Some(&f) = chars.peek() {
+        while let Some(&(f, _)) = chars.peek() {
             match f {
                 '-' => spec.minus = true,
                 '+' => spec.plus = true,
@@ -370,57 +434,33 @@ pub(crate) fn sprintf(
             }
             chars.next();
         }
-        let num = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-                   argi: &mut usize,
-                   out: &mut String|
-         -> Option<usize> {
-            if chars.peek() == Some(&'*') {
-                chars.next();
-                let v = args.get(*argi);
-                *argi += 1;
-                return match v {
-                    Some(Value::Int(i)) if *i >= 0 && *i <= 1_000_000 => Some(*i as usize),
-                    _ => {
-                        out.push_str("%!(BADWIDTH)");
-                        None
-                    }
-                };
-            }
-            let mut n: Option<usize> = None;
-            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
-                chars.next();
-            }
-            // Go ignores widths and precisions above 10^6.
-            n.filter(|v| *v <= 1_000_000)
-        };
-        spec.width = num(&mut chars, &mut argi, &mut out);
-        if chars.peek() == Some(&'.') {
+        spec.width = num(&mut chars, &mut argi, &mut out, args);
+        if chars.peek().map(|&(c, _)| c) == Some('.') {
             chars.next();
-            spec.prec = Some(num(&mut chars, &mut argi, &mut out).unwrap_or(0));
+            spec.prec = Some(num(&mut chars, &mut argi, &mut out, args).unwrap_or(0));
         }
-        let Some(verb) = chars.next() else {
-            out.push_str("%!(NOVERB)");
+        let Some((verb, _)) = chars.next() else {
+            out.extend_from_slice(b"%!(NOVERB)");
             break;
         };
         if verb == '%' {
-            out.push('%');
+            out.push(b'%');
             continue;
         }
         let Some(arg) = args.get(argi) else {
-            let _ = write!(out, "%!{verb}(MISSING)");
+            out.extend_from_slice(format!("%!{verb}(MISSING)").as_bytes());
             continue;
         };
         argi += 1;
         let s = match (verb, arg) {
             ('v', Value::Nil | Value::NoValue) => pad("<nil>".into(), &spec, false),
             ('v' | 's', Value::Str(s)) => fmt_str(s, &spec),
-            ('q', Value::Str(s)) => pad(go_quote(s), &spec, false),
+            ('q', Value::Str(s)) => pad(go_quote_bytes(s), &spec, false),
             ('x' | 'X', Value::Str(s)) => {
                 let mut h = String::new();
                 let bytes = match spec.prec {
-                    Some(p) => &s.as_bytes()[..p.min(s.len())],
-                    None => s.as_bytes(),
+                    Some(p) => &s[..p.min(s.len())],
+                    None => &s[..],
                 };
                 for (i, b) in bytes.iter().enumerate() {
                     if spec.space && i > 0 {
@@ -464,19 +504,23 @@ pub(crate) fn sprintf(
             ('v' | 's', Value::Data) => pad(data(), &spec, false),
             _ => bad_verb(verb, arg, data_type, data),
         };
-        out.push_str(&s);
+        out.extend_from_slice(&s);
     }
     if argi < args.len() {
-        out.push_str("%!(EXTRA ");
-        let extra: Vec<String> = args[argi..]
-            .iter()
-            .map(|a| match a {
-                Value::Nil | Value::NoValue => "<nil>".to_string(),
-                _ => format!("{}={}", a.go_type(data_type), print_value(a, data)),
-            })
-            .collect();
-        out.push_str(&extra.join(", "));
-        out.push(')');
+        out.extend_from_slice(b"%!(EXTRA ");
+        for (i, a) in args[argi..].iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            match a {
+                Value::Nil | Value::NoValue => out.extend_from_slice(b"<nil>"),
+                _ => {
+                    out.extend_from_slice(format!("{}=", a.go_type(data_type)).as_bytes());
+                    out.extend_from_slice(&print_value(a, data));
+                }
+            }
+        }
+        out.push(b')');
     }
     out
 }

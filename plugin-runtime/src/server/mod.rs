@@ -1,13 +1,13 @@
 //! Serving a plugin: the go-plugin process protocol around the database service.
 
 mod call;
-mod env;
+pub(crate) mod env;
 mod io;
 mod listener;
 mod process;
 mod secrets;
 mod services;
-mod tls;
+pub(crate) mod tls;
 pub(crate) mod unwrap;
 pub(crate) mod v4;
 pub(crate) mod v5;

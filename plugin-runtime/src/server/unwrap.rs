@@ -443,9 +443,7 @@ pub(crate) async fn fetch_server_tls(
         addr = agent;
     }
     let namespace = read_bao_or_vault(get, "NAMESPACE").filter(|n| !n.is_empty());
-    let uri: http::Uri = format!("{}/v1/sys/wrapping/unwrap", addr.trim_end_matches('/'))
-        .parse()
-        .map_err(|_| "TLS unwrap failed: could not parse addr claim".to_owned())?;
+    let uri = unwrap_uri(&addr)?;
     let client_tls = if uri.scheme_str() == Some("https") {
         Some(Arc::new(
             tls.client_config()
@@ -490,11 +488,34 @@ pub(crate) async fn fetch_server_tls(
             }
         }
     };
+    parse_unwrap_response(status, &body, &token)
+}
+
+/// The unwrap endpoint under the API address of the token's `addr` claim (or the agent's).
+pub(crate) fn unwrap_uri(addr: &str) -> Result<http::Uri, String> {
+    format!("{}/v1/sys/wrapping/unwrap", addr.trim_end_matches('/'))
+        .parse()
+        .map_err(|_| "TLS unwrap failed: could not parse addr claim".to_owned())
+}
+
+/// The host's final answer to the unwrap `PUT`: the server TLS identity on success, else an
+/// error naming the status and the host's `errors` (with the token, if echoed, redacted).
+pub(crate) fn parse_unwrap_response(
+    status: http::StatusCode,
+    body: &[u8],
+    token: &str,
+) -> Result<ServerTls, String> {
     if !status.is_success() {
-        let errors = serde_json::from_slice::<ErrorResponse>(&body)
+        let errors = serde_json::from_slice::<ErrorResponse>(body)
             .map(|e| e.errors.join("; "))
             .unwrap_or_default();
-        let errors = errors.replace(&token, "[token]");
+        // An empty pattern would match between every character; the caller never passes an
+        // empty token, but this function does not rely on it.
+        let errors = if token.is_empty() {
+            errors
+        } else {
+            errors.replace(token, "[token]")
+        };
         return Err(format!(
             "TLS unwrap failed: the host answered {status}{}",
             if errors.is_empty() {
@@ -504,7 +525,7 @@ pub(crate) async fn fetch_server_tls(
             }
         ));
     }
-    let response: UnwrapResponse = serde_json::from_slice(&body)
+    let response: UnwrapResponse = serde_json::from_slice(body)
         .map_err(|_| "TLS unwrap failed: the response is not the JSON of an unwrap".to_owned())?;
     let data = response
         .data
@@ -623,6 +644,33 @@ mod tests {
         assert!(!e.contains(secret));
         let e = addr_claim("a.!!!.c").unwrap_err();
         assert!(e.contains("base64url"));
+    }
+
+    #[test]
+    fn unwrap_response_yields_the_identity_or_a_redacted_error() {
+        let ok = br#"{"request_id":"r","data":{"ServerCert":"MAEC","ServerKey":"AwQ="},"wrap_info":null}"#;
+        let tls = parse_unwrap_response(http::StatusCode::OK, ok, "t.o.k").unwrap();
+        assert_eq!(tls.cert.as_ref(), &[0x30, 0x01, 0x02]);
+        assert_eq!(tls.key_sec1, vec![3, 4]);
+        let e = parse_unwrap_response(http::StatusCode::OK, br#"{"data":null}"#, "t").unwrap_err();
+        assert!(e.ends_with("the response has no `data`"), "{e}");
+        let e = parse_unwrap_response(http::StatusCode::OK, b"<html>", "t").unwrap_err();
+        assert!(e.contains("not the JSON of an unwrap"), "{e}");
+        let body = br#"{"errors":["token s.secret is invalid","denied"]}"#;
+        let e = parse_unwrap_response(http::StatusCode::BAD_REQUEST, body, "s.secret").unwrap_err();
+        assert_eq!(
+            e,
+            "TLS unwrap failed: the host answered 400 Bad Request: token [token] is invalid; denied"
+        );
+        // An empty token redacts nothing (rather than matching between every character).
+        let e = parse_unwrap_response(http::StatusCode::FORBIDDEN, br#"{"errors":["no"]}"#, "")
+            .unwrap_err();
+        assert!(e.ends_with(": no"), "{e}");
+        assert_eq!(
+            unwrap_uri("https://127.0.0.1:8200/").unwrap().to_string(),
+            "https://127.0.0.1:8200/v1/sys/wrapping/unwrap"
+        );
+        assert!(unwrap_uri("http://a b").is_err());
     }
 
     #[test]

@@ -199,9 +199,10 @@ func StartPostgres(t *testing.T) *PostgresServer {
 	srv := &PostgresServer{
 		Port:      freePort(t),
 		Superuser: "rootadmin",
-		Password:  "Root-" + randomToken(t, 18),
+		Password:  secret(t, kindRootPassword, "Root-"+randomToken(t, 18)),
 		Database:  "postgres",
 	}
+	secret(t, kindURL, srv.URL(srv.Superuser, srv.Password))
 	pwfile := filepath.Join(base, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(srv.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -302,7 +303,7 @@ func StartRedis(t *testing.T) *RedisServer {
 	if err != nil {
 		skipOrFail(t, "redis-server unavailable: %v", err)
 	}
-	srv := &RedisServer{Port: freePort(t), Password: "Redis-" + randomToken(t, 18)}
+	srv := &RedisServer{Port: freePort(t), Password: secret(t, kindRootPassword, "Redis-"+randomToken(t, 18))}
 	dir := t.TempDir()
 	logs := &serverLog{}
 	t.Cleanup(func() {

@@ -24,13 +24,20 @@ type secretWatch struct {
 	errs    []string
 }
 
-func (w *secretWatch) add(s ...string) { w.secrets = append(w.secrets, s...) }
+// add watches s and registers it with the suite's hygiene check too (a value
+// registered earlier keeps the kind it was registered with).
+func (w *secretWatch) add(s ...string) {
+	w.secrets = append(w.secrets, s...)
+	for _, v := range s {
+		hygiene.registerWatched(v)
+	}
+}
 
 func (w *secretWatch) err(err error) error {
 	if err != nil {
 		w.errs = append(w.errs, err.Error())
 	}
-	return err
+	return hygiene.err("secretWatch", "error", err)
 }
 
 func (w *secretWatch) check(t *testing.T, hostLog string) {
@@ -53,7 +60,7 @@ func (w *secretWatch) check(t *testing.T, hostLog string) {
 	}
 }
 
-func newPassword(t *testing.T) string { return "Pw-" + randomToken(t, 20) }
+func newPassword(t *testing.T) string { return secret(t, kindPassword, "Pw-"+randomToken(t, 20)) }
 
 func pgLoginOK(t *testing.T, srv *PostgresServer, user, password string) *pgx.Conn {
 	t.Helper()
@@ -234,7 +241,7 @@ func TestE2EPostgresV5(t *testing.T) {
 	t.Run("empty creation statements", func(t *testing.T) {
 		_, err := db.NewUser(ctx, dbplugin.NewUserRequest{
 			UsernameConfig: meta, CredentialType: dbplugin.CredentialTypePassword,
-			Password: "x-unused-1234", Expiration: time.Now().Add(time.Hour),
+			Password: secret(t, kindPassword, "x-unused-1234"), Expiration: time.Now().Add(time.Hour),
 		})
 		watch.err(err)
 		mustContain(t, err, "empty creation statements")
@@ -374,8 +381,8 @@ func TestE2EPostgresV5(t *testing.T) {
 	})
 
 	t.Run("root rotation", func(t *testing.T) {
-		rotUser, p0, p1 := "rotating_root", newPassword(t), newPassword(t)
-		watch.add(p0, p1, srv.URL(rotUser, p0), srv.URL(rotUser, p1))
+		rotUser, p0, p1 := "rotating_root", newRootPassword(t), newRootPassword(t)
+		watch.add(p0, p1, secret(t, kindURL, srv.URL(rotUser, p0)), secret(t, kindURL, srv.URL(rotUser, p1)))
 		if _, err := root.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s SUPERUSER LOGIN PASSWORD '%s'`, rotUser, p0)); err != nil {
 			t.Fatal(err)
 		}

@@ -25,8 +25,8 @@ func TestE2EPostgresV4(t *testing.T) {
 	if _, err := root.Exec(ctx, "CREATE TABLE widgets (id int); INSERT INTO widgets VALUES (1)"); err != nil {
 		t.Fatal(err)
 	}
-	rotUser, p0 := "v4_root", newPassword(t)
-	watch.add(p0, srv.URL(rotUser, p0))
+	rotUser, p0 := "v4_root", newRootPassword(t)
+	watch.add(p0, secret(t, kindURL, srv.URL(rotUser, p0)))
 	if _, err := root.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s SUPERUSER LOGIN PASSWORD '%s'`, rotUser, p0)); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestE2EPostgresV4(t *testing.T) {
 	if watch.err(err) != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
-	watch.add(pw)
+	watch.add(secret(t, kindPassword, pw))
 	if !regexp.MustCompile(`^v-token-di-my-role-[0-9A-Za-z]{20}-[0-9]+$`).MatchString(user) {
 		t.Errorf("username %q does not have credsutil's shape", user)
 	}
@@ -103,7 +103,7 @@ func TestE2EPostgresV4(t *testing.T) {
 	if watch.err(err) != nil {
 		t.Fatal(err)
 	}
-	watch.add(static)
+	watch.add(secret(t, kindPassword, static))
 	if _, _, err := db.SetCredentials(ctx, v4.Statements{Rotation: []string{`ALTER ROLE "{{name}}" WITH PASSWORD '{{password}}'`}},
 		v4.StaticUserConfig{Username: user, Password: static}); watch.err(err) != nil {
 		t.Fatalf("SetCredentials: %v", err)
@@ -129,12 +129,14 @@ func TestE2EPostgresV4(t *testing.T) {
 	if p1 == "" || p1 == p0 {
 		t.Fatal("RotateRootCredentials did not return a new password")
 	}
-	watch.add(p1, srv.URL(rotUser, p1))
+	watch.add(secret(t, kindRootPassword, p1), secret(t, kindURL, srv.URL(rotUser, p1)))
 	pgLoginRefused(t, srv, rotUser, p0, "rotated away")
 	pgLoginOK(t, srv, rotUser, p1)
 	// The instance keeps working, and a fresh one starts from the stored config.
-	if _, _, err := db.CreateUser(ctx, v4.Statements{Creation: creation}, names(), time.Now().Add(time.Hour)); watch.err(err) != nil {
+	if _, pw, err := db.CreateUser(ctx, v4.Statements{Creation: creation}, names(), time.Now().Add(time.Hour)); watch.err(err) != nil {
 		t.Fatalf("CreateUser after rotation: %v", err)
+	} else {
+		watch.add(secret(t, kindPassword, pw))
 	}
 	_ = db.Close()
 	db2 := open()
@@ -145,7 +147,7 @@ func TestE2EPostgresV4(t *testing.T) {
 	if watch.err(err) != nil {
 		t.Fatal(err)
 	}
-	watch.add(pw2)
+	watch.add(secret(t, kindPassword, pw2))
 	pgLoginOK(t, srv, user2, pw2)
 	if err := db2.RevokeUser(ctx, v4.Statements{Revocation: []string{`REVOKE ALL ON widgets FROM "{{name}}"; DROP ROLE "{{name}}"`}}, user2); watch.err(err) != nil {
 		t.Fatal(err)

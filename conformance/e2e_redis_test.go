@@ -203,7 +203,7 @@ func TestE2ERedis(t *testing.T) {
 	})
 
 	t.Run("root rotation", func(t *testing.T) {
-		admin, p0, p1 := "plugin-admin", newPassword(t), newPassword(t)
+		admin, p0, p1 := "plugin-admin", newRootPassword(t), newRootPassword(t)
 		watch.add(p0, p1)
 		if _, err := rootB.Do("ACL", "SETUSER", admin, "on", ">"+p0, "~*", "&*", "+@all"); err != nil {
 			t.Fatal(err)

@@ -61,12 +61,15 @@ type secretWatchR struct {
 	errs    []string
 }
 
+// add watches s and registers it with the suite's hygiene check too (a value
+// registered earlier keeps the kind it was registered with).
 func (w *secretWatchR) add(s ...string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, v := range s {
 		if v != "" {
 			w.secrets = append(w.secrets, v)
+			hygiene.registerWatched(v)
 		}
 	}
 }
@@ -78,7 +81,7 @@ func (w *secretWatchR) err(err error) error {
 		w.errs = append(w.errs, err.Error())
 		w.mu.Unlock()
 	}
-	return err
+	return hygiene.err("secretWatchR", "error", err)
 }
 
 // leaksIn returns the lines of text that contain a secret.
@@ -93,7 +96,8 @@ func (w *secretWatchR) leaksIn(text string) []string {
 		hygieneLinesChecked.Add(1)
 		for _, s := range w.secrets {
 			if strings.Contains(line, s) {
-				out = append(out, fmt.Sprintf("secret %.6s… in %.300s", s, line))
+				// Never print the secret: its first 2 characters, and the line without it.
+				out = append(out, fmt.Sprintf("secret %.2s… in %.300s", s, strings.ReplaceAll(line, s, "<SECRET>")))
 			}
 		}
 	}
@@ -120,6 +124,7 @@ type faultHarness struct {
 	*harness
 	watch  *secretWatchR
 	root   string // the root password in the connection config
+	url    string // the connection URL, with the root password in it
 	pemKey string // a private key in the connection config
 	token  string // an unwrap token in the plugin's environment
 }
@@ -141,10 +146,11 @@ func newFaultHarness(t *testing.T, env ...string) *faultHarness {
 	t.Helper()
 	bin := requireFaultBinary(t)
 	h := &faultHarness{harness: newHarness(t), watch: &secretWatchR{}}
-	h.root = "Root-" + randomString(t, 24)
-	h.pemKey = "-----BEGIN PRIVATE KEY-----MIIEv" + randomString(t, 40) + "-----END PRIVATE KEY-----"
-	h.token = "hvs.unwrap-" + randomString(t, 30)
-	h.watch.add(h.root, h.pemKey, h.token, "root:"+h.root+"@")
+	h.root = secret(t, kindRootPassword, "Root-"+randomString(t, 24))
+	h.url = secret(t, kindURL, "fault://root:"+h.root+"@db.internal:5432/app")
+	h.pemKey = secret(t, kindPrivateKey, "-----BEGIN PRIVATE KEY-----MIIEv"+randomString(t, 40)+"-----END PRIVATE KEY-----")
+	h.token = secret(t, kindUnwrapToken, "hvs.unwrap-"+randomString(t, 30))
+	h.watch.add(h.root, h.pemKey, h.token, "root:"+h.root+"@", h.url)
 	env = append(env, "VAULT_UNWRAP_TOKEN="+h.token)
 	h.registerBinary(bin, "fault", nil, env...)
 	t.Cleanup(func() { h.watch.check(t, h.Logs.String()) })
@@ -155,7 +161,7 @@ func newFaultHarness(t *testing.T, env ...string) *faultHarness {
 // a connection URL with credentials, plus extra keys.
 func (h *faultHarness) config(extra ...any) map[string]any {
 	c := map[string]any{
-		"connection_url": "fault://root:" + h.root + "@db.internal:5432/app",
+		"connection_url": h.url,
 		"username":       "root",
 		"password":       h.root,
 		"private_key":    h.pemKey,
@@ -183,7 +189,7 @@ func (w *secretWatchR) err2(resp dbplugin.InitializeResponse, err error) (dbplug
 // newUser creates a password user with the given statements; the password is
 // watched.
 func (h *faultHarness) newUser(ctx context.Context, db *DB, role string, commands ...string) (string, string, error) {
-	pw := "Pw-" + randomString(h.t, 20)
+	pw := secret(h.t, kindPassword, "Pw-"+randomString(h.t, 20))
 	h.watch.add(pw)
 	resp, err := db.NewUser(ctx, dbplugin.NewUserRequest{
 		UsernameConfig: dbplugin.UsernameMetadata{DisplayName: "tok", RoleName: role},
@@ -241,7 +247,7 @@ func rawInvoke(ctx context.Context, conn *grpc.ClientConn, id, method string, bo
 	}
 	err := conn.Invoke(ctx, method, body, &out, grpc.ForceCodec(rawCodec{}),
 		grpc.MaxCallSendMsgSize(64<<20), grpc.MaxCallRecvMsgSize(64<<20))
-	return out, err
+	return out, hygiene.err("rawInvoke", method, err)
 }
 
 // procStatusKB reads a "<Key>:  N kB" field of /proc/<pid>/status.

@@ -55,12 +55,13 @@ func testLifecycle(t *testing.T, network string) {
 	if err != nil || typ != "inmem" {
 		t.Fatalf("Type() = %q, %v; want inmem", typ, err)
 	}
-	if v, err := db.Version(ctx); err != nil || v != "v0.1.0" {
+	if v, err := db.Version(ctx); hygiene.err(t.Name(), "Version", err) != nil || v != "v0.1.0" {
 		t.Fatalf("Version (with multiplex_id) = %q, %v; want v0.1.0", v, err)
 	}
 
 	// Initialize: verify on/off, bad URL.
 	snap := filepath.Join(t.TempDir(), "snapshot.json")
+	secret(t, kindRootPassword, "root-secret")
 	cfg := map[string]any{
 		"connection_url":       "inmem://conformance",
 		"snapshot_path":        snap,
@@ -108,6 +109,7 @@ func testLifecycle(t *testing.T, network string) {
 
 	// NewUser: password.
 	const password = "Pa55word-Conformance-1"
+	secret(t, kindPassword, password)
 	pwUser := newUser(t, db, dbplugin.NewUserRequest{
 		UsernameConfig: meta, Statements: create, CredentialType: dbplugin.CredentialTypePassword,
 		Password: password, Expiration: exp,
@@ -154,6 +156,7 @@ func testLifecycle(t *testing.T, network string) {
 
 	// UpdateUser: password, public key, expiration.
 	const password2 = "Pa55word-Conformance-2"
+	secret(t, kindPassword, password2)
 	updateUser(t, db, dbplugin.UpdateUserRequest{Username: pwUser, CredentialType: dbplugin.CredentialTypePassword,
 		Password: &dbplugin.ChangePassword{NewPassword: password2}})
 	if u = readSnapshotUser(t, snap, pwUser); u.PasswordSHA256 != sha256Hex(password2) {
@@ -171,7 +174,7 @@ func testLifecycle(t *testing.T, network string) {
 	assertExpiration(t, readSnapshotUser(t, snap, certUser), exp2)
 
 	_, err = db.UpdateUser(ctx, dbplugin.UpdateUserRequest{Username: "v-nobody",
-		Password: &dbplugin.ChangePassword{NewPassword: "x-Password-1"}})
+		Password: &dbplugin.ChangePassword{NewPassword: secret(t, kindPassword, "x-Password-1")}})
 	mustContain(t, err, "unable to update user: ", "does not exist")
 	if c := status.Code(err); c != codes.Internal {
 		t.Fatalf("UpdateUser(unknown) code = %v, want Internal (%v)", c, err)
@@ -188,12 +191,13 @@ func testLifecycle(t *testing.T, network string) {
 	}
 
 	// Empty usernames: the SDK client refuses them before sending...
-	_, err = db.UpdateUser(ctx, dbplugin.UpdateUserRequest{Password: &dbplugin.ChangePassword{NewPassword: "x"}})
+	// ("x" is too short to register: see minSecretLen.)
+	_, err = db.UpdateUser(ctx, dbplugin.UpdateUserRequest{Password: &dbplugin.ChangePassword{NewPassword: secret(t, kindPassword, "x")}})
 	mustContain(t, err, "missing username")
 	_, err = db.DeleteUser(ctx, dbplugin.DeleteUserRequest{})
 	mustContain(t, err, "missing username")
 	// ...so the plugin-side check is exercised with the raw proto client.
-	rawDB := proto.NewDatabaseClient(db.Plugin.Conn())
+	rawDB := proto.NewDatabaseClient(observeConn(t.Name(), db.Plugin.Conn()))
 	_, err = rawDB.UpdateUser(ctx, &proto.UpdateUserRequest{
 		Password: &proto.ChangePassword{NewPassword: "x-Password-1", Statements: &proto.Statements{}}})
 	assertStatus(t, err, codes.InvalidArgument, "no username provided")
@@ -316,6 +320,7 @@ func rsaPublicPEM(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	secretKey(t, x509.MarshalPKCS1PrivateKey(key))
 	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,13 @@ var (
 func TestMain(m *testing.M) {
 	inmemBin, inmemErr = locateBinary("DBPLUGIN_INMEM_BIN", "inmem-plugin")
 	inmemV4Bin, inmemV4Err = locateBinary("DBPLUGIN_INMEM_V4_BIN", "inmem-v4-plugin")
-	os.Exit(m.Run())
+	code := m.Run()
+	// Secret hygiene over the whole run (hygiene_test.go): every plugin
+	// stderr line and every error returned to the host, against every secret.
+	if !hygiene.check(os.Stdout) && code == 0 {
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // locateBinary honours the env override, else returns the binary of the
@@ -119,7 +125,9 @@ func require(t *testing.T, what, bin string, err error) string {
 	return bin
 }
 
-// harness is a host catalog with its captured log, dumped on failure.
+// harness is a host catalog with its captured log, dumped on failure. The
+// log, and every plugin stderr line relayed into it, is collected for the
+// suite's secret-hygiene check, and so is every error its clients return.
 type harness struct {
 	*Catalog
 	Logs *LogBuffer
@@ -129,8 +137,9 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	logs := &LogBuffer{}
-	h := &harness{Catalog: NewCatalog(NewLogger(logs)), Logs: logs, t: t}
+	h := &harness{Catalog: NewCatalog(newTapLogger(NewLogger(logs), t.Name())), Logs: logs, t: t}
 	t.Cleanup(func() {
+		hygiene.addHostLog(t.Name(), logs.String())
 		if t.Failed() {
 			t.Logf("host log:\n%s", logs.String())
 		}

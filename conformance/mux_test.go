@@ -76,6 +76,7 @@ func TestBrokerMultiplexContainerLaunch(t *testing.T) {
 	bin := requireBinary(t)
 	logs := &LogBuffer{}
 	t.Cleanup(func() {
+		hygiene.addHostLog(t.Name(), logs.String())
 		if t.Failed() {
 			t.Logf("host log:\n%s", logs.String())
 		}
@@ -101,13 +102,13 @@ func TestBrokerMultiplexContainerLaunch(t *testing.T) {
 			TempDir: sockDir,
 		},
 		RunnerFunc:   processRunnerFor(bin, &started), // containers inherit no environment
-		Logger:       NewLogger(logs),
+		Logger:       newTapLogger(NewLogger(logs), t.Name()),
 		StartTimeout: 30 * time.Second,
 	})
 	defer client.Kill()
 
 	rpc, err := client.Client()
-	if err != nil {
+	if hygiene.err(t.Name(), "go-plugin Client", err) != nil {
 		t.Fatalf("connecting with broker multiplexing: %v", err)
 	}
 	raw, err := rpc.Dispense("database")
@@ -118,6 +119,7 @@ func TestBrokerMultiplexContainerLaunch(t *testing.T) {
 	if !ok {
 		t.Fatalf("dispensed %T, not a v5 database", raw)
 	}
+	db = observeV5(t.Name(), db)
 
 	rc := client.ReattachConfig()
 	if rc == nil || rc.Addr == nil || filepath.Dir(filepath.Dir(rc.Addr.String())) != filepath.Clean(sockDir) {
@@ -145,7 +147,7 @@ func TestBrokerMultiplexContainerLaunch(t *testing.T) {
 	created, err := db.NewUser(ctx, dbplugin.NewUserRequest{
 		UsernameConfig: dbplugin.UsernameMetadata{DisplayName: "token", RoleName: "role"},
 		CredentialType: dbplugin.CredentialTypePassword,
-		Password:       "container-pw-1",
+		Password:       secret(t, kindPassword, "container-pw-1"),
 		Expiration:     time.Now().Add(time.Hour),
 	})
 	if err != nil {
@@ -154,7 +156,7 @@ func TestBrokerMultiplexContainerLaunch(t *testing.T) {
 	if _, err := db.UpdateUser(ctx, dbplugin.UpdateUserRequest{
 		Username:       created.Username,
 		CredentialType: dbplugin.CredentialTypePassword,
-		Password:       &dbplugin.ChangePassword{NewPassword: "container-pw-2"},
+		Password:       &dbplugin.ChangePassword{NewPassword: secret(t, kindPassword, "container-pw-2")},
 	}); err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}

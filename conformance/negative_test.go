@@ -41,7 +41,7 @@ func TestRunWithoutCookie(t *testing.T) {
 	cmd := exec.Command(bin)
 	cmd.Env = withoutKey(os.Environ(), "VAULT_DATABASE_PLUGIN")
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr = &stdout, tapStderr(t, "inmem-plugin", &stderr)
 	err := runWithTimeout(t, cmd, 10*time.Second)
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
@@ -74,7 +74,7 @@ func TestLegacyProtocolVersionsRejected(t *testing.T) {
 			if err == nil {
 				_ = db.Close()
 			}
-			return err
+			return hygiene.err(t.Name(), "v4.NewPluginClient", err)
 		})
 		assertIncompatible(t, err)
 		waitLog(t, h.Logs, "plugin process exited")
@@ -94,7 +94,7 @@ func TestLegacyProtocolVersionsRejected(t *testing.T) {
 			Logger:           h.Logger,
 		})
 		defer client.Kill()
-		err := guarded(t, 20*time.Second, func() error { _, err := client.Client(); return err })
+		err := guarded(t, 20*time.Second, func() error { _, err := client.Client(); return hygiene.err(t.Name(), "go-plugin Client", err) })
 		assertIncompatible(t, err)
 		waitLog(t, h.Logs, "plugin process exited")
 	})
@@ -120,7 +120,7 @@ func TestAutoMTLSRaw(t *testing.T) {
 		"PLUGIN_PROTOCOL_VERSIONS=5,6", "PLUGIN_CLIENT_CERT="+string(hostPEM),
 		"VAULT_PLUGIN_AUTOMTLS_ENABLED=true", "VAULT_PLUGIN_METADATA_MODE=false", "VAULT_VERSION="+VaultVersion)
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = tapStderr(t, "inmem-plugin", &stderr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func TestAutoMTLSRaw(t *testing.T) {
 	// before the reply is flushed), so only a hang or an exit matters.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := good.Invoke(ctx, "/plugin.GRPCController/Shutdown", &emptypb.Empty{}, &emptypb.Empty{}); err != nil {
+	if err := hygiene.err(t.Name(), "Shutdown", good.Invoke(ctx, "/plugin.GRPCController/Shutdown", &emptypb.Empty{}, &emptypb.Empty{})); err != nil {
 		t.Logf("Shutdown RPC returned %v (ignored, as by the host)", err)
 	}
 	_ = good.Close()
@@ -260,7 +260,7 @@ func healthCheck(conn *grpc.ClientConn) error {
 	defer cancel()
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "plugin"})
 	if err != nil {
-		return err
+		return hygiene.err("healthCheck", "Check", err)
 	}
 	if resp.Status != healthpb.HealthCheckResponse_SERVING {
 		return fmt.Errorf("health status %v", resp.Status)
@@ -275,6 +275,9 @@ func p521Cert(t *testing.T) (tls.Certificate, []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if der, err := x509.MarshalECPrivateKey(key); err == nil {
+		secretKey(t, der)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {

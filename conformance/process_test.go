@@ -59,7 +59,7 @@ func TestMultiplexing(t *testing.T) {
 	}
 	// Instances are separate: another id does not know the first id's user.
 	_, err := dbs[1].UpdateUser(ctx, dbplugin.UpdateUserRequest{Username: users[0],
-		Password: &dbplugin.ChangePassword{NewPassword: "Pa55word-Other"}})
+		Password: &dbplugin.ChangePassword{NewPassword: secret(t, kindPassword, "Pa55word-Other")}})
 	mustContain(t, err, "does not exist")
 
 	if err := dbs[0].Close(); err != nil {
@@ -167,7 +167,7 @@ func mustNewPasswordUser(t *testing.T, db *DB, password string) string {
 	t.Helper()
 	resp, err := db.NewUser(testContext(t), dbplugin.NewUserRequest{
 		UsernameConfig: dbplugin.UsernameMetadata{DisplayName: "token-display", RoleName: "my-role-name"},
-		CredentialType: dbplugin.CredentialTypePassword, Password: password,
+		CredentialType: dbplugin.CredentialTypePassword, Password: secret(t, kindPassword, password),
 		Expiration: time.Now().Add(time.Hour),
 	})
 	if err != nil {

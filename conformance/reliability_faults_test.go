@@ -53,7 +53,7 @@ func TestReliabilityPanics(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = a.UpdateUser(ctx, dbplugin.UpdateUserRequest{Username: user, CredentialType: dbplugin.CredentialTypePassword,
-		Password: &dbplugin.ChangePassword{NewPassword: "Pw-" + randomString(t, 16), Statements: dbplugin.Statements{Commands: []string{"PANIC"}}}})
+		Password: &dbplugin.ChangePassword{NewPassword: secret(t, kindPassword, "Pw-"+randomString(t, 16)), Statements: dbplugin.Statements{Commands: []string{"PANIC"}}}})
 	if h.watch.err(err); codeOf(err) != codes.Internal {
 		t.Fatalf("UpdateUser panic: %v", err)
 	}
@@ -131,12 +131,26 @@ func TestReliabilityHostDeath(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	ready := make(chan string, 1)
+	scanned := make(chan struct{})
+	defer func() {
+		_ = cmd.Process.Kill()
+		// What the helper collected for the secret-hygiene check comes
+		// through its stdout: read it to the end before Wait closes it.
+		select {
+		case <-scanned:
+		case <-time.After(5 * time.Second):
+		}
+		_ = cmd.Wait()
+	}()
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 0, 64*1024), 16<<20)
 		for sc.Scan() {
-			if l, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+			if l, ok := strings.CutPrefix(sc.Text(), hygieneEchoPrefix); ok {
+				hygiene.replay(l)
+			} else if l, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
 				ready <- l
 			}
 		}
@@ -170,6 +184,10 @@ func TestReliabilityHostDeath(t *testing.T) {
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-scanned:
+	case <-time.After(5 * time.Second):
 	}
 	_ = cmd.Wait()
 	for !processGone(pluginPid) && time.Since(start) < 3*time.Second {
@@ -223,6 +241,9 @@ func TestReliabilityHostDeathHelper(t *testing.T) {
 	if os.Getenv("DBPLUGIN_FAULT_HOST_HELPER") != "1" {
 		t.Skip("only run as the host process of TestReliabilityHostDeath")
 	}
+	// This process is SIGKILLed, so its own TestMain never checks anything:
+	// hand every secret and every collected line to the parent instead.
+	hygiene.setEcho(os.Stdout)
 	h := newFaultHarness(t)
 	ctx := context.Background()
 	db := h.open(ctx, "fault")

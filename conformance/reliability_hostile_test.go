@@ -73,7 +73,7 @@ func TestReliabilityHostileInput(t *testing.T) {
 
 	validUser := func() *pb.NewUserRequest {
 		return &pb.NewUserRequest{UsernameConfig: &pb.UsernameConfig{DisplayName: "d", RoleName: "r"},
-			Password: "Pw-" + randomString(t, 16), Expiration: timestamppb.New(time.Now().Add(time.Hour))}
+			Password: secret(t, kindPassword, "Pw-"+randomString(t, 16)), Expiration: timestamppb.New(time.Now().Add(time.Hour))}
 	}
 	big := validUser()
 	big.Password = strings.Repeat("x", 5<<20)
@@ -170,7 +170,7 @@ func TestReliabilityHostileInput(t *testing.T) {
 	// Two multiplex ids on one call.
 	mctx := withMuxID(ctx, "a")
 	var out []byte
-	err = conn.Invoke(appendMuxID(mctx, "b"), mType, []byte{}, &out, forceRaw())
+	err = hygiene.err(t.Name(), mType, conn.Invoke(appendMuxID(mctx, "b"), mType, []byte{}, &out, forceRaw()))
 	if status.Code(err) != codes.Unknown || !strings.Contains(err.Error(), "unexpected number of IDs") {
 		t.Errorf("two multiplex ids: %v", err)
 	}

@@ -129,12 +129,12 @@ func TestReliabilityLoad(t *testing.T) {
 		other := (u.db + 1) % ids
 		_, err := dbs[other].UpdateUser(ctx, dbplugin.UpdateUserRequest{
 			Username: u.name, CredentialType: dbplugin.CredentialTypePassword,
-			Password: &dbplugin.ChangePassword{NewPassword: "Pw-" + randomString(t, 12)},
+			Password: &dbplugin.ChangePassword{NewPassword: secret(t, kindPassword, "Pw-"+randomString(t, 12))},
 		})
 		if codeOf(err) != codes.InvalidArgument {
 			t.Fatalf("user %s of id %d seen by id %d: err %v", u.name, u.db, other, err)
 		}
-		pw := "Pw-" + randomString(t, 12)
+		pw := secret(t, kindPassword, "Pw-"+randomString(t, 12))
 		h.watch.add(pw)
 		_, err = dbs[u.db].UpdateUser(ctx, dbplugin.UpdateUserRequest{
 			Username: u.name, CredentialType: dbplugin.CredentialTypePassword,

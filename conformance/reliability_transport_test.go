@@ -40,7 +40,7 @@ func startRawFault(t *testing.T, hostPEM []byte, extra ...string) *rawPlugin {
 		"VAULT_PLUGIN_AUTOMTLS_ENABLED=true", "VAULT_VERSION="+VaultVersion)
 	cmd.Env = append(cmd.Env, extra...)
 	p := &rawPlugin{cmd: cmd, stderr: &lockedBuffer{}, waited: make(chan error, 1)}
-	cmd.Stderr = p.stderr
+	cmd.Stderr = tapStderr(t, "fault-plugin", p.stderr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +171,7 @@ func TestReliabilitySocketMode(t *testing.T) {
 	cmd.Env = append(os.Environ(), cookie, "PLUGIN_PROTOCOL_VERSIONS=5,6", "PLUGIN_UNIX_SOCKET_DIR="+dir,
 		"PLUGIN_UNIX_SOCKET_GROUP=no-such-group-xyz")
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = tapStderr(t, "fault-plugin", &stderr)
 	err = runWithTimeout(t, cmd, 10*time.Second)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "PLUGIN_UNIX_SOCKET_GROUP") {
@@ -283,7 +283,7 @@ func TestReliabilityMlock(t *testing.T) {
 	cmd := exec.Command(prlimit, "--memlock=0:0", capsh, "--drop=cap_ipc_lock", "--", "-c", `exec "$0"`, bin)
 	cmd.Env = append(os.Environ(), cookie, "PLUGIN_PROTOCOL_VERSIONS=5,6", "VAULT_PLUGIN_MLOCK_ENABLED=true")
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr = &stdout, tapStderr(t, "fault-plugin", &stderr)
 	err := runWithTimeout(t, cmd, 10*time.Second)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {

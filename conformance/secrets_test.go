@@ -36,6 +36,8 @@ func TestErrorsNeverCarrySecrets(t *testing.T) {
 
 	const rootPassword = "r00t-Pa55-word"
 	const literalURL = "postgres://admin:url-S3cret-9@db.internal:5432/app"
+	secret(t, kindRootPassword, rootPassword)
+	secret(t, kindURL, literalURL) // and, inside it, the root password url-S3cret-9
 	_, err := db.Initialize(ctx, dbplugin.InitializeRequest{
 		Config:           map[string]any{"connection_url": literalURL},
 		VerifyConnection: true,
@@ -57,6 +59,7 @@ func TestErrorsNeverCarrySecrets(t *testing.T) {
 	}
 
 	const userPassword = "u5er-Pa55-word-1"
+	secret(t, kindPassword, userPassword)
 	_, err = db.NewUser(ctx, dbplugin.NewUserRequest{
 		UsernameConfig: dbplugin.UsernameMetadata{DisplayName: "token", RoleName: "r"},
 		Statements: dbplugin.Statements{Commands: []string{
@@ -84,6 +87,7 @@ func TestErrorsNeverCarrySecrets(t *testing.T) {
 		t.Fatalf("NewUser: %v", err)
 	}
 	const newPassword = "n3w-Pa55-word-2"
+	secret(t, kindPassword, newPassword)
 	_, err = db.UpdateUser(ctx, dbplugin.UpdateUserRequest{
 		Username:       created.Username,
 		CredentialType: dbplugin.CredentialTypePassword,
@@ -116,6 +120,7 @@ func TestTypedConfigRejectsWrongTypeWithoutEchoingIt(t *testing.T) {
 	db := h.open(ctx, "typed")
 
 	const secretish = "hunter2-secret"
+	secret(t, kindPassword, secretish) // a value that must never be echoed
 	_, err := db.Initialize(ctx, dbplugin.InitializeRequest{
 		Config:           map[string]any{"connection_url": "typed://x", "max_users": secretish},
 		VerifyConnection: true,

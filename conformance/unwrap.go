@@ -34,6 +34,21 @@ const UnwrapPath = "/v1/sys/wrapping/unwrap"
 // invalidTokenMessage is the error text of a rejected unwrap.
 const invalidTokenMessage = "wrapping token is not valid or does not exist"
 
+// noteSecret, when set, is told about every secret this file creates: each
+// private key (kind "private key", DER) and each wrapping token and token id
+// (kind "unwrap token"). The test suite's secret-hygiene check sets it, so
+// that it can look for them in everything the plugins print and return.
+var noteSecret func(kind string, value []byte)
+
+func notePrivateKey(key *ecdsa.PrivateKey) {
+	if noteSecret == nil {
+		return
+	}
+	if der, err := x509.MarshalECPrivateKey(key); err == nil {
+		noteSecret("private key", der)
+	}
+}
+
 // Fault changes how the next wrapped response is minted or served, so that
 // tests can reproduce what a plugin meets when the unwrap goes wrong.
 type Fault int
@@ -99,6 +114,7 @@ func NewUnwrapServer(dir string) (*UnwrapServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	notePrivateKey(signer)
 	caFile := filepath.Join(dir, "unwrap-ca.pem")
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
 		return nil, err
@@ -193,6 +209,13 @@ func (u *UnwrapServer) Wrap(data map[string]any, ttl time.Duration, jwt bool) (*
 		token = "s.NotAJsonWebToken" + strings.TrimPrefix(id, "hvs.")
 	}
 	u.minted = append(u.minted, token)
+	if noteSecret != nil {
+		noteSecret("unwrap token", []byte(token))
+		noteSecret("unwrap token", []byte(id))
+		if k, ok := entry.data["ServerKey"].([]byte); ok {
+			noteSecret("private key", k)
+		}
+	}
 	info := &wrapping.ResponseWrapInfo{
 		TTL:          ttl,
 		Token:        token,
@@ -424,6 +447,7 @@ func newServingChain(cn string) ([]byte, tls.Certificate, error) {
 	if err != nil {
 		return nil, tls.Certificate{}, err
 	}
+	notePrivateKey(caKey)
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(now.UnixNano()),
@@ -446,6 +470,7 @@ func newServingChain(cn string) ([]byte, tls.Certificate, error) {
 	if err != nil {
 		return nil, tls.Certificate{}, err
 	}
+	notePrivateKey(leafKey)
 	leafTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(now.UnixNano() + 1),
 		Subject:      pkix.Name{CommonName: "localhost"},

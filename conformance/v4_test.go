@@ -167,6 +167,7 @@ func TestV4UnwrapLifecycle(t *testing.T) {
 	// Init: the config comes back unchanged (the client merges the answer
 	// into the map it sent, so compare against a fresh copy).
 	snap := filepath.Join(t.TempDir(), "snapshot.json")
+	secret(t, kindRootPassword, "root-secret")
 	config := func() map[string]any {
 		return map[string]any{
 			"connection_url": "inmem://conformance",
@@ -193,6 +194,7 @@ func TestV4UnwrapLifecycle(t *testing.T) {
 
 	// GenerateCredentials, then CreateUser.
 	generated, err := db.GenerateCredentials(ctx)
+	secret(t, kindPassword, generated)
 	if err != nil || !v4PasswordShape.MatchString(generated) {
 		t.Fatalf("GenerateCredentials = %q, %v; want match %s", generated, err, v4PasswordShape)
 	}
@@ -205,6 +207,8 @@ func TestV4UnwrapLifecycle(t *testing.T) {
 	before := time.Now().Unix()
 	user, password, err := db.CreateUser(ctx, v4.Statements{Creation: creation}, names(), exp)
 	after := time.Now().Unix()
+	hygiene.err(t.Name(), "CreateUser", err) // (observedV4 cannot wrap CreateUser)
+	secret(t, kindPassword, password)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -234,6 +238,7 @@ func TestV4UnwrapLifecycle(t *testing.T) {
 
 	// A failing statement changes nothing.
 	_, _, err = db.CreateUser(ctx, v4.Statements{Creation: []string{"CREATE USER '{{name}}'", "ERROR boom {{name}}"}}, names(), exp)
+	hygiene.err(t.Name(), "CreateUser", err)
 	mustContain(t, err, "statement failed: ERROR boom v-token-di-my-role--")
 	if s2, _ := readV4Snapshot(t, snap); len(s2.Users) != 1 {
 		t.Fatalf("failed CreateUser changed the users: %v", keys(s2.Users))
@@ -241,17 +246,17 @@ func TestV4UnwrapLifecycle(t *testing.T) {
 
 	// RenewUser.
 	exp2 := exp.Add(48 * time.Hour)
-	if err := db.RenewUser(ctx, v4.Statements{Renewal: []string{"ALTER USER '{{name}}' VALID UNTIL '{{expiration}}'"}}, user, exp2); err != nil {
+	if err := db.RenewUser(ctx, v4.Statements{Renewal: []string{"ALTER USER '{{name}}' VALID UNTIL '{{expiration}}'"}}, user, exp2); hygiene.err(t.Name(), "RenewUser", err) != nil {
 		t.Fatalf("RenewUser: %v", err)
 	}
 	s, _ = readV4Snapshot(t, snap)
 	assertExpiration(t, s.user(t, user), exp2)
-	err = db.RenewUser(ctx, v4.Statements{}, "v-nobody", exp2)
+	err = hygiene.err(t.Name(), "RenewUser", db.RenewUser(ctx, v4.Statements{}, "v-nobody", exp2))
 	mustContain(t, err, "does not exist")
 
 	// RevokeUser twice.
 	for i := 1; i <= 2; i++ {
-		if err := db.RevokeUser(ctx, v4.Statements{Revocation: []string{"DROP USER '{{name}}'"}}, user); err != nil {
+		if err := db.RevokeUser(ctx, v4.Statements{Revocation: []string{"DROP USER '{{name}}'"}}, user); hygiene.err(t.Name(), "RevokeUser", err) != nil {
 			t.Fatalf("RevokeUser #%d: %v", i, err)
 		}
 		if s, _ := readV4Snapshot(t, snap); s.Users[user].CredentialType != "" {
@@ -263,8 +268,9 @@ func TestV4UnwrapLifecycle(t *testing.T) {
 	rotation := func() v4.Statements {
 		return v4.Statements{Rotation: []string{"ALTER USER '{{name}}' WITH PASSWORD '{{password}}'"}}
 	}
-	for i, pw := range []string{"Static-Pa55word-1", "Static-Pa55word-2"} {
+	for i, pw := range []string{secret(t, kindPassword, "Static-Pa55word-1"), secret(t, kindPassword, "Static-Pa55word-2")} {
 		gotUser, gotPw, err := db.SetCredentials(ctx, rotation(), v4.StaticUserConfig{Username: "static-user", Password: pw, Create: i == 0})
+		hygiene.err(t.Name(), "SetCredentials", err)
 		if err != nil || gotUser != "static-user" || gotPw != pw {
 			t.Fatalf("SetCredentials #%d = %q, %q, %v; want static-user, %q", i+1, gotUser, gotPw, err, pw)
 		}
@@ -272,7 +278,8 @@ func TestV4UnwrapLifecycle(t *testing.T) {
 			t.Fatalf("SetCredentials #%d: snapshot sha %s, want %s", i+1, u.PasswordSHA256, sha256Hex(pw))
 		}
 	}
-	_, _, err = db.SetCredentials(ctx, rotation(), v4.StaticUserConfig{Username: "v-missing", Password: "Static-Pa55word-3"})
+	_, _, err = db.SetCredentials(ctx, rotation(), v4.StaticUserConfig{Username: "v-missing", Password: secret(t, kindPassword, "Static-Pa55word-3")})
+	hygiene.err(t.Name(), "SetCredentials", err)
 	mustContain(t, err, "does not exist")
 
 	// RotateRootCredentials: the whole config comes back with a new password.
@@ -281,6 +288,7 @@ func TestV4UnwrapLifecycle(t *testing.T) {
 		t.Fatalf("RotateRootCredentials: %v", err)
 	}
 	newRoot, _ := newConfig["password"].(string)
+	secret(t, kindRootPassword, newRoot)
 	want := config()
 	want["password"] = newRoot
 	if newRoot == "" || newRoot == "root-secret" || !reflect.DeepEqual(newConfig, want) {
@@ -365,7 +373,7 @@ func TestV4OtherTransports(t *testing.T) {
 		if _, err := db.Init(ctx, map[string]any{"connection_url": "inmem://x"}, true); err != nil {
 			t.Fatalf("Init: %v", err)
 		}
-		if pw, err := db.GenerateCredentials(ctx); err != nil || !v4PasswordShape.MatchString(pw) {
+		if pw, err := db.GenerateCredentials(ctx); err != nil || !v4PasswordShape.MatchString(secret(t, kindPassword, pw)) {
 			t.Fatalf("GenerateCredentials = %q, %v", pw, err)
 		}
 		if n, r := len(u.Minted()), len(u.Requests()); n != 0 || r != 0 {
@@ -417,6 +425,8 @@ func TestV4Fallback(t *testing.T) {
 		t.Fatalf("Init: %v", err)
 	}
 	user, pw, err := vdb.V4.CreateUser(ctx, v4.Statements{}, v4.UsernameConfig{DisplayName: "token-display", RoleName: "my-role-name"}, time.Now().Add(time.Hour))
+	hygiene.err(t.Name(), "CreateUser", err)
+	secret(t, kindPassword, pw)
 	if err != nil || !v4UsernameShape.MatchString(user) || !v4PasswordShape.MatchString(pw) {
 		t.Fatalf("CreateUser = %q, %q, %v", user, pw, err)
 	}
@@ -512,6 +522,7 @@ func newPluginTLS(t *testing.T) pluginTLS {
 	if err != nil {
 		t.Fatal(err)
 	}
+	secretKey(t, rawKey)
 	return pluginTLS{
 		cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
 		leaf: leaf,
@@ -575,7 +586,7 @@ func startServingV4(t *testing.T, env []string, args ...string) *servingPlugin {
 	cmd := exec.Command(requireV4Binary(t), args...)
 	cmd.Env = env
 	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
+	cmd.Stderr = tapStderr(t, "inmem-v4-plugin", stderr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -659,7 +670,7 @@ func TestV4UnwrapServe(t *testing.T) {
 			assertOneUnwrap(t, u, info.Token, "")
 
 			good := p.dial(t, credentials.NewTLS(pt.clientConfig(pt.cert)))
-			resp, err := v4.NewDatabaseClient(good).Type(testContext(t), &v4.Empty{})
+			resp, err := v4.NewDatabaseClient(observeConn(t.Name(), good)).Type(testContext(t), &v4.Empty{})
 			if err != nil || resp.Type != v4Type {
 				t.Fatalf("Type over the unwrapped mTLS = %v, %v", resp, err)
 			}
@@ -690,8 +701,9 @@ func TestV4UnwrapServe(t *testing.T) {
 // Initialize works, and a verified bad URL fails.
 func rawV4Checks(t *testing.T, _ *servingPlugin, conn *grpc.ClientConn) {
 	ctx := testContext(t)
-	c := v4.NewDatabaseClient(conn)
-	cfg := map[string]any{"connection_url": "inmem://raw", "username": "root", "password": "pw", "max_open_connections": 4.0}
+	c := v4.NewDatabaseClient(observeConn(t.Name(), conn))
+	// ("pw" is too short to register: see minSecretLen.)
+	cfg := map[string]any{"connection_url": "inmem://raw", "username": "root", "password": secret(t, kindRootPassword, "pw"), "max_open_connections": 4.0}
 	raw, _ := json.Marshal(cfg)
 	resp, err := c.Init(ctx, &v4.InitRequest{Config: raw, VerifyConnection: true})
 	if err != nil {
@@ -722,7 +734,7 @@ func runV4Failing(t *testing.T, env []string, args ...string) failedRun {
 	cmd := exec.Command(requireV4Binary(t), args...)
 	cmd.Env = env
 	var stdout, stderr lockedBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr = &stdout, tapStderr(t, "inmem-v4-plugin", &stderr)
 	err := runWithTimeout(t, cmd, 45*time.Second)
 	return failedRun{stdout: stdout.String(), stderr: stderr.String(), err: err}
 }

@@ -2,6 +2,7 @@
 //! server returns them (plain errors, i.e. gRPC `Unknown`, unless the plugin chose a kind).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use dbplugin_proto::dbplugin::v4 as pb;
 use time::OffsetDateTime;
@@ -15,7 +16,8 @@ use crate::{ConfigMap, Error, ErrorKind, Secret};
 pub(crate) struct DatabaseService<D> {
     db: D,
     secret_keys: Vec<String>,
-    sanitizer: std::sync::RwLock<Sanitizer>,
+    /// Shared snapshot: a call takes a reference count, not a copy of the secrets.
+    sanitizer: std::sync::RwLock<Arc<Sanitizer>>,
 }
 
 impl<D> std::fmt::Debug for DatabaseService<D> {
@@ -29,7 +31,7 @@ impl<D: Database> DatabaseService<D> {
         DatabaseService {
             db,
             secret_keys,
-            sanitizer: std::sync::RwLock::new(Sanitizer::new()),
+            sanitizer: std::sync::RwLock::new(Arc::new(Sanitizer::new())),
         }
     }
 
@@ -62,7 +64,7 @@ impl<D: Database> DatabaseService<D> {
             .sanitizer
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            super::secrets::config_sanitizer(config, &self.secret_keys);
+            Arc::new(super::secrets::config_sanitizer(config, &self.secret_keys));
     }
 }
 

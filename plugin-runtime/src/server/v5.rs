@@ -26,11 +26,12 @@ pub(crate) const MULTIPLEX_ID_KEY: &str = "multiplex_id";
 /// A plugin instance and what its errors must not contain.
 struct Instance<D> {
     db: D,
-    sanitizer: std::sync::RwLock<Sanitizer>,
+    /// Shared snapshot: a call takes a reference count, not a copy of the secrets.
+    sanitizer: std::sync::RwLock<Arc<Sanitizer>>,
 }
 
 impl<D> Instance<D> {
-    fn sanitizer(&self) -> Sanitizer {
+    fn sanitizer(&self) -> Arc<Sanitizer> {
         self.sanitizer
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -141,7 +142,7 @@ impl<F: DatabaseFactory> DatabaseService<F> {
         })) {
             Ok(Ok(db)) => Arc::new(Instance {
                 db,
-                sanitizer: std::sync::RwLock::new(Sanitizer::new()),
+                sanitizer: std::sync::RwLock::new(Arc::new(Sanitizer::new())),
             }),
             Ok(Err(e)) => return Err(e.into_status("unable to create database instance")),
             Err(_) => {
@@ -220,7 +221,7 @@ impl<F: DatabaseFactory> pb::database_server::Database for DatabaseService<F> {
         *db.sanitizer
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            secrets::config_sanitizer(&config, &self.secret_keys);
+            Arc::new(secrets::config_sanitizer(&config, &self.secret_keys));
         let response = db
             .call(
                 db.db

@@ -20,8 +20,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rand::TryRngCore as _;
-use rand::rngs::OsRng;
+use rand::RngCore as _;
 
 use crate::{Error, Secret};
 
@@ -34,7 +33,10 @@ pub const A1A_PREFIX: &str = "A1a-";
 /// The shortest length `random_alphanumeric` accepts.
 pub const MIN_ALPHANUMERIC_LEN: usize = 10;
 
-/// `length` characters of [`BASE62_ALPHABET`] from the operating system's CSPRNG.
+/// `length` characters of [`BASE62_ALPHABET`] from a cryptographically secure generator:
+/// `rand`'s per-thread ChaCha generator, seeded and periodically reseeded from the operating
+/// system (one `getrandom` system call per credential was a measurable share of a
+/// `NewUser` call).
 ///
 /// Bytes are drawn in batches of `length + length / 4`; a byte is used only if it is below
 /// 248 (4 × 62), as `charset[b % 62]`, so every character is equally likely.
@@ -81,11 +83,9 @@ pub fn generate_password() -> Secret {
     Secret::new(random_alphanumeric(20, true).expect("20 is above the minimum"))
 }
 
-/// Fills `buf` from the operating system's CSPRNG.
+/// Fills `buf` from `rand`'s thread-local CSPRNG (seeded from the operating system).
 pub(crate) fn random_bytes(buf: &mut [u8]) {
-    OsRng
-        .try_fill_bytes(buf)
-        .expect("the operating system's random number generator failed");
+    rand::rng().fill_bytes(buf);
 }
 
 /// What `credsutil`'s username generator does to the letters of the result.

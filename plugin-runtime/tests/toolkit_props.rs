@@ -45,6 +45,10 @@ fn template_soup() -> impl Strategy<Value = String> {
         Just("eq".to_string()),
         Just("index".to_string()),
         Just("slice".to_string()),
+        Just("define \"a\"".to_string()),
+        Just("template \"a\" .".to_string()),
+        Just("block \"b\" .RoleName".to_string()),
+        Just("\"\\xff\"".to_string()),
         "[a-z日é]{0,3}",
     ];
     prop::collection::vec(piece, 0..24).prop_map(|v| v.concat())
@@ -134,4 +138,8 @@ fn pathological_templates_are_bounded() {
     let t = Template::parse("{{ printf \"%999999999s\" \"x\" }}").unwrap();
     assert!(t.render(&username_metadata("", "")).unwrap().len() < 100);
     assert!(Template::parse(&"x".repeat(100_000)).is_err());
+    let nested_blocks = "{{ block \"b\" . }}".repeat(5000);
+    assert!(Template::parse(&nested_blocks).is_err());
+    let nested_define = "{{ define \"a\" }}{{ define \"b\" }}{{ end }}{{ end }}";
+    assert!(Template::parse(nested_define).is_err());
 }

@@ -3,8 +3,5 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(line) = std::str::from_utf8(data) {
-        let _ = dbplugin::testkit::Handshake::parse(line);
-    }
-});
+// The body lives in the runtime (`dbplugin::__fuzz`), where the corpus replay test runs it too.
+fuzz_target!(|data: &[u8]| dbplugin::__fuzz::handshake_line(data));

@@ -77,52 +77,11 @@ pub mod v4;
 #[path = "private.rs"]
 pub mod __private;
 
-/// Not public API; exempt from semver. Entry points for the targets of the `fuzz/` crate into
-/// parsers that are otherwise private. None of them panics on any input: a panic reached
-/// through one is a bug in the parser it calls.
+/// Not public API; exempt from semver. The fuzz targets' bodies, shared by the `fuzz/` crate
+/// and the corpus replay test.
 #[doc(hidden)]
-pub mod __fuzz {
-    use std::ffi::OsString;
-
-    use crate::server::{env::LaunchEnv, tls, unwrap};
-
-    /// The `addr` claim of a v4 wrapping token, and the unwrap endpoint built from it.
-    pub fn unwrap_addr(token: &str) -> Result<String, String> {
-        let addr = unwrap::addr_claim(token)?;
-        unwrap::unwrap_uri(&addr).map(|uri| uri.to_string())
-    }
-
-    /// The host's answer to the unwrap call (`status`, `body`; `token` is redacted from
-    /// error messages), then the server TLS configuration built from the certificate and key.
-    pub fn unwrap_response(status: u16, body: &[u8], token: &str) -> Result<(), String> {
-        let status = http::StatusCode::from_u16(status).map_err(|e| e.to_string())?;
-        let material = unwrap::parse_unwrap_response(status, body, token)?;
-        tls::unwrapped_server_config(&material).map(drop)
-    }
-
-    /// The launch environment as the server reads it (magic cookie, `LaunchEnv::read`,
-    /// version negotiation against `ours`, the AutoMTLS client certificate), from `get`
-    /// instead of the process environment. `Ok` is a summary for debugging.
-    pub fn launch_env(
-        get: impl Fn(&str) -> Option<OsString>,
-        ours: &[u32],
-    ) -> Result<String, String> {
-        let cookie_ok = LaunchEnv::cookie_ok(&get);
-        let env = LaunchEnv::read(&get)?;
-        let version = env.negotiate(ours);
-        if let Some(pem) = &env.client_cert_pem {
-            tls::parse_client_cert(pem)?;
-        }
-        Ok(format!("cookie_ok={cookie_ok} version={version} {env:?}"))
-    }
-
-    /// The v4 unwrap call's TLS settings from `get` (the environment) and `args` (the
-    /// plugin's arguments). The result is the settings' `Debug` form.
-    pub fn unwrap_tls_config(get: impl Fn(&str) -> Option<OsString>, args: &[String]) -> String {
-        let config = unwrap::UnwrapTlsConfig::default().with_env_and_args(&get, args);
-        format!("{config:?}")
-    }
-}
+#[path = "fuzz.rs"]
+pub mod __fuzz;
 
 #[cfg(feature = "macros")]
 #[doc(inline)]

@@ -4,11 +4,20 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 
 use crate::{Error, ErrorKind};
+
+/// Calls started since the process began (see [`calls_started`]).
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many calls of the author's code have started; the idle-memory release watches it.
+pub(crate) fn calls_started() -> u64 {
+    CALLS.load(Ordering::Relaxed)
+}
 
 thread_local! {
     /// Set while an author's future is being polled on this thread.
@@ -78,6 +87,7 @@ pub(crate) async fn run<T>(
     deadline: Option<Duration>,
     clean: impl Fn(&str) -> String,
 ) -> crate::Result<T> {
+    CALLS.fetch_add(1, Ordering::Relaxed);
     let mut fut = std::pin::pin!(fut);
     let marked = std::future::poll_fn(|cx| {
         let _mark = Mark::set();

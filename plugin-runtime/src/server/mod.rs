@@ -338,6 +338,7 @@ async fn run(app: App) -> Result<(), ServeError> {
     ignore_sigint();
     stop_on_sigterm(shutdown.clone());
     process::exit_with_parent(shutdown.clone());
+    process::release_memory_when_idle();
 
     let stopped = shutdown.wait();
     let server = tonic::transport::Server::builder()

@@ -120,3 +120,34 @@ pub(crate) fn end_children() {
         }
     }
 }
+
+/// After a burst of calls, once no call has started for a second, hands the heap pages the
+/// burst freed back to the operating system. glibc's allocator keeps freed pages resident
+/// (only the top of each heap is trimmed), so without this a plugin's memory stays at its
+/// peak after, say, a mass revocation; Go's runtime scavenges its heap the same way.
+pub(crate) fn release_memory_when_idle() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = super::call::calls_started();
+        let mut busy = false;
+        loop {
+            tick.tick().await;
+            let now = super::call::calls_started();
+            if now != seen {
+                seen = now;
+                busy = true;
+            } else if busy {
+                busy = false;
+                // It walks every arena under its lock: keep it off the async workers.
+                let _ = tokio::task::spawn_blocking(|| {
+                    // SAFETY: malloc_trim only returns free pages of the allocator's own
+                    // arenas to the kernel; it does not touch live allocations.
+                    unsafe { libc::malloc_trim(0) };
+                })
+                .await;
+            }
+        }
+    });
+}

@@ -11,7 +11,6 @@
 //! had to be killed (`shutdown`, and the cut last stderr line for `stderr-hclog`).
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,8 +18,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use dbplugin::testkit::{ClientCertificate, Host};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::{Channel, Endpoint};
 
@@ -386,55 +384,8 @@ impl Started {
     }
 }
 
-/// A byte stream to the plugin.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
-
-/// A dialled connection and what TLS negotiated.
-pub(crate) struct Dialled {
-    pub(crate) stream: Pin<Box<dyn Stream>>,
-    /// The ALPN protocol the server selected (TLS only).
-    pub(crate) alpn: Option<Vec<u8>>,
-}
-
-impl std::fmt::Debug for Dialled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialled").field("alpn", &self.alpn).finish()
-    }
-}
-
-/// Opens the announced address, with TLS when a configuration is given. Unlike the test
-/// host's dial it does not require ALPN `h2`: it reports what the server selected.
-pub(crate) async fn dial(
-    network: &str,
-    address: &str,
-    tls: Option<Arc<rustls::ClientConfig>>,
-) -> std::io::Result<Dialled> {
-    let raw: Pin<Box<dyn Stream>> = match network {
-        "unix" => Box::pin(tokio::net::UnixStream::connect(address).await?),
-        "tcp" => Box::pin(tokio::net::TcpStream::connect(address).await?),
-        other => {
-            return Err(std::io::Error::other(format!(
-                "unknown address type: {other}"
-            )));
-        }
-    };
-    let Some(tls) = tls else {
-        return Ok(Dialled {
-            stream: raw,
-            alpn: None,
-        });
-    };
-    let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, raw)
-        .await?;
-    let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-    Ok(Dialled {
-        stream: Box::pin(stream),
-        alpn,
-    })
-}
+/// Dials without requiring ALPN `h2` (the checker reports what the server selected).
+pub(crate) use dbplugin::testkit::dial;
 
 /// A gRPC channel over [`dial`]. Unlike `testkit::connect`, it accepts a TLS connection
 /// without ALPN `h2` (grpc-go would refuse it) so that `check` can still judge the services,

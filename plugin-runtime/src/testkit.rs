@@ -376,7 +376,7 @@ pub async fn connect(
         let network = network.clone();
         let address = address.clone();
         let tls = tls.clone();
-        async move { dial(&network, &address, tls).await }
+        async move { dial_h2(&network, &address, tls).await }
     });
     Endpoint::from_static("http://unused")
         .connect_with_connector(connector)
@@ -384,17 +384,36 @@ pub async fn connect(
         .map_err(|e| HostError::Connect(format!("{e}: {:?}", std::error::Error::source(&e))))
 }
 
-trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for T {}
+/// A byte stream to a plugin: Unix or TCP, plaintext or TLS.
+pub trait PluginStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> PluginStream for T {}
 
-async fn dial(
+/// A connection [`dial`] opened, and the ALPN protocol the plugin selected (TLS only).
+pub struct Dialled {
+    /// The connection.
+    pub stream: std::pin::Pin<Box<dyn PluginStream>>,
+    /// The ALPN protocol the server selected, if TLS was used and it selected one.
+    pub alpn: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Dialled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialled").field("alpn", &self.alpn).finish()
+    }
+}
+
+/// Opens the address a handshake announced (`unix` or `tcp`), with TLS for the name
+/// `localhost` when a configuration is given, and reports the ALPN protocol the plugin
+/// selected. It does not judge that choice: [`connect`] refuses anything but `h2`, as
+/// grpc-go does; a checker can report it instead.
+pub async fn dial(
     network: &str,
     address: &str,
     tls: Option<Arc<rustls::ClientConfig>>,
-) -> std::io::Result<TokioIo<Box<dyn Stream>>> {
-    let raw: Box<dyn Stream> = match network {
-        "unix" => Box::new(tokio::net::UnixStream::connect(address).await?),
-        "tcp" => Box::new(tokio::net::TcpStream::connect(address).await?),
+) -> std::io::Result<Dialled> {
+    let raw: std::pin::Pin<Box<dyn PluginStream>> = match network {
+        "unix" => Box::pin(tokio::net::UnixStream::connect(address).await?),
+        "tcp" => Box::pin(tokio::net::TcpStream::connect(address).await?),
         other => {
             return Err(std::io::Error::other(format!(
                 "unknown address type: {other}"
@@ -402,17 +421,35 @@ async fn dial(
         }
     };
     let Some(tls) = tls else {
-        return Ok(TokioIo::new(raw));
+        return Ok(Dialled {
+            stream: raw,
+            alpn: None,
+        });
     };
     let stream = tokio_rustls::TlsConnector::from(tls)
         .connect(ServerName::try_from("localhost").expect("valid name"), raw)
         .await?;
-    if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+    let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    Ok(Dialled {
+        stream: Box::pin(stream),
+        alpn,
+    })
+}
+
+/// [`dial`] as a go-plugin host dials: a TLS connection must have selected ALPN `h2`.
+async fn dial_h2(
+    network: &str,
+    address: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> std::io::Result<TokioIo<std::pin::Pin<Box<dyn PluginStream>>>> {
+    let with_tls = tls.is_some();
+    let dialled = dial(network, address, tls).await?;
+    if with_tls && dialled.alpn.as_deref() != Some(b"h2") {
         return Err(std::io::Error::other(
             "credentials: cannot check peer: missing selected ALPN property",
         ));
     }
-    Ok(TokioIo::new(Box::new(stream)))
+    Ok(TokioIo::new(dialled.stream))
 }
 
 /// The host's TLS client configuration: trusts exactly `server_der` for the name

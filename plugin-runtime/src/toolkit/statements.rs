@@ -200,17 +200,21 @@ pub(crate) fn go_trim(s: &str) -> &str {
 }
 
 /// Go's `base64.StdEncoding.DecodeString`: padded standard alphabet, `\r` and `\n` ignored.
-pub(crate) fn go_std_base64_decode(s: &str) -> Option<Vec<u8>> {
-    let cleaned: Vec<u8> = s.bytes().filter(|b| *b != b'\r' && *b != b'\n').collect();
+pub(crate) fn go_std_base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let cleaned: Vec<u8> = s
+        .iter()
+        .copied()
+        .filter(|b| *b != b'\r' && *b != b'\n')
+        .collect();
     GO_STD.decode(cleaned).ok()
 }
 
 /// [`go_std_base64_decode`] with an error naming the offending input byte, like Go's.
-pub(crate) fn go_std_base64_decode_strict(s: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn go_std_base64_decode_strict(s: &[u8]) -> Result<Vec<u8>, String> {
     go_std_base64_decode(s).ok_or_else(|| {
         let bad = s
-            .bytes()
-            .position(|b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='))
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='))
             .unwrap_or(s.len());
         format!("illegal base64 data at input byte {bad}")
     })
@@ -259,7 +263,7 @@ pub fn parse_arbitrary_string_slice_bytes(input: &str, sep: &str) -> Vec<Vec<u8>
     if input.is_empty() {
         return Vec::new();
     }
-    let text = go_std_base64_decode(input).unwrap_or_else(|| input.as_bytes().to_vec());
+    let text = go_std_base64_decode(input.as_bytes()).unwrap_or_else(|| input.as_bytes().to_vec());
     // Go's JSON decoder turns each invalid byte inside a string into U+FFFD; outside
     // strings it is a syntax error either way.
     if let Some(list) = json_string_array(&super::gostr::lossy_per_byte(&text)) {

@@ -397,17 +397,9 @@ pub(crate) fn call(f: Func, a: &[Value], st: &State<'_>) -> Result<Value, String
         Func::Replace => bytes_(gostr::replace_all_bytes(s(&a[2]), s(&a[0]), s(&a[1]))),
         Func::Sha256 => str_(sha256_hex(s(&a[0]))),
         Func::Base64 => str_(base64_std(s(&a[0]))),
-        Func::DecodeBase64 => match std::str::from_utf8(s(&a[0])) {
-            Ok(t) => crate::toolkit::statements::go_std_base64_decode_strict(t).map(Value::Str),
-            // Not even ASCII: the first byte outside the alphabet is where Go stops.
-            Err(_) => Err(format!(
-                "illegal base64 data at input byte {}",
-                s(&a[0])
-                    .iter()
-                    .position(|b| !(b.is_ascii_alphanumeric() || b"+/=".contains(b)))
-                    .unwrap_or(0)
-            )),
-        },
+        Func::DecodeBase64 => {
+            crate::toolkit::statements::go_std_base64_decode_strict(s(&a[0])).map(Value::Str)
+        }
         Func::Hex => str_(hex_encode(s(&a[0]))),
         Func::DecodeHex => hex_decode(s(&a[0])).map(Value::Str),
         Func::Glob => Ok(Value::Bool(glob(s(&a[0]), s(&a[1])))),
